@@ -1,0 +1,1 @@
+//! Portico's storage layer.
