@@ -101,3 +101,11 @@ pub fn table(_def: &ResourceDef, objects: &[Value], include: IncludeObject, list
         "rows": rows,
     })
 }
+
+/// Server-side apply of `applied` by `manager` onto `live` (absent: a new object).
+pub fn server_side_apply(_def: &ResourceDef, live: Option<&Value>, applied: &Value, _manager: &str, _force: bool) -> Result<Value, ApiError> {
+    Ok(match live {
+        Some(l) => merge_patch(l, applied),
+        None => applied.clone(),
+    })
+}

@@ -184,19 +184,32 @@ impl Registry {
 
     /// Patches an object or a subresource.
     pub async fn patch(&self, r: &ObjectRef<'_>, sub: Option<Subresource>, ty: PatchType, patch: &Value, opts: &WriteOptions) -> Result<WriteOutcome, ApiError> {
-        if ty == PatchType::Apply {
+        if ty == PatchType::Apply && sub == Some(Subresource::Scale) {
             return Err(ApiError::unsupported_media_type("application/apply-patch+yaml"));
         }
         for _ in 0..MAX_CONFLICT_RETRIES {
             let Some((old, rev)) = self.try_get(r).await? else {
-                return Err(ApiError::not_found(&r.def.group_resource(), r.name));
+                if ty != PatchType::Apply || sub.is_some() {
+                    return Err(ApiError::not_found(&r.def.group_resource(), r.name));
+                }
+                // Server-side apply creates a missing object from the applied configuration.
+                check_type_meta(r.def, patch, r.def.kind, &r.def.api_version())?;
+                let mut obj = semantics::server_side_apply(r.def, None, patch, &opts.field_manager, opts.force)?;
+                object::set_meta(&mut obj, "name", json!(r.name));
+                match self.create(r.def, r.namespace, obj, opts).await {
+                    Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                    other => return other,
+                }
             };
             let view = if sub == Some(Subresource::Scale) { object_to_scale(r.def, &old) } else { old.clone() };
             let patched = match ty {
                 PatchType::Merge => semantics::merge_patch(&view, patch),
                 PatchType::Strategic => semantics::strategic_merge_patch(r.def, &view, patch)?,
                 PatchType::Json => semantics::json_patch(&view, patch)?,
-                PatchType::Apply => unreachable_apply(),
+                PatchType::Apply => {
+                    check_type_meta(r.def, patch, r.def.kind, &r.def.api_version())?;
+                    semantics::server_side_apply(r.def, Some(&view), patch, &opts.field_manager, opts.force)?
+                }
             };
             let warnings = if sub == Some(Subresource::Scale) { Vec::new() } else { check_fields(r.def, &patched, opts.field_validation)? };
             let precondition = object::resource_version(&patched).ok().flatten();
@@ -319,10 +332,6 @@ impl Registry {
             Some(_) => Ok(()),
         }
     }
-}
-
-fn unreachable_apply() -> Value {
-    Value::Null
 }
 
 /// Resources whose PUT creates a missing object (upstream `AllowCreateOnUpdate`).
