@@ -313,4 +313,4 @@ impl fmt::Display for LabelSelector {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

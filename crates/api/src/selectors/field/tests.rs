@@ -197,3 +197,13 @@ fn matches_other_kinds() {
     assert_eq!(parsed("metadata.name=a,type!=b").requires_exact_match("metadata.name"), Some("a"));
     assert_eq!(parsed("type!=b").requires_exact_match("type"), None);
 }
+
+#[test]
+fn parser_never_panics_on_short_inputs() {
+    let alphabet = ["a", "=", "!", ",", "\\", " ", "é"];
+    for s in crate::selectors::label::tests::short_strings(&alphabet) {
+        if let Ok(sel) = FieldSelector::parse(&s) {
+            assert_eq!(FieldSelector::parse(&sel.to_string()).as_ref(), Ok(&sel), "{s:?}");
+        }
+    }
+}
