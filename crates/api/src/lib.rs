@@ -8,7 +8,9 @@
 //! Everything takes values and returns values so it can be unit-tested
 //! without a server.
 
+pub mod printing;
 pub mod resources;
+pub mod selectors;
 pub mod status;
 
 pub use k8s_openapi;
