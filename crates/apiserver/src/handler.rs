@@ -276,12 +276,7 @@ fn aggregated(core: bool) -> Response<Body> {
 }
 
 fn include_object(q: &Query) -> Result<IncludeObject, ApiError> {
-    match q.get("includeObject") {
-        None | Some("" | "Metadata") => Ok(IncludeObject::Metadata),
-        Some("None") => Ok(IncludeObject::None),
-        Some("Object") => Ok(IncludeObject::Object),
-        Some(other) => Err(ApiError::bad_request(format!("includeObject: Unsupported value: {other:?}"))),
-    }
+    q.get("includeObject").unwrap_or("").parse().map_err(|e: <IncludeObject as std::str::FromStr>::Err| ApiError::bad_request(e.to_string()))
 }
 
 fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {

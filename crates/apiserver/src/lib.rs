@@ -18,7 +18,6 @@ pub mod params;
 pub mod protobuf_body;
 pub mod registry;
 pub mod route;
-pub mod selectors;
 pub mod semantics;
 pub mod server;
 pub mod tls;

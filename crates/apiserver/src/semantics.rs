@@ -65,41 +65,11 @@ pub fn json_patch(_target: &Value, _ops: &Value) -> Result<Value, ApiError> {
     Err(ApiError::unsupported_media_type("application/json-patch+json"))
 }
 
-/// What a Table row carries besides its cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncludeObject {
-    /// Nothing.
-    None,
-    /// `PartialObjectMetadata` (the default).
-    Metadata,
-    /// The whole object.
-    Object,
-}
+pub use portico_api::printing::IncludeObject;
 
-/// Builds a `meta.k8s.io/v1` Table of the objects.
-pub fn table(_def: &ResourceDef, objects: &[Value], include: IncludeObject, list_meta: Value) -> Value {
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut row = serde_json::json!({"cells": [crate::object::name(o), ""]});
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Metadata => {
-                    row["object"] = serde_json::json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata")});
-                }
-                IncludeObject::Object => row["object"] = o.clone(),
-            }
-            row
-        })
-        .collect();
-    serde_json::json!({
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "", "priority": 0}
-        ],
-        "rows": rows,
-    })
+/// Builds a `meta.k8s.io/v1` Table of the objects, as of now.
+pub fn table(def: &ResourceDef, objects: &[Value], include: IncludeObject, list_meta: Value) -> Value {
+    portico_api::printing::table(def, objects, include, list_meta, jiff::Timestamp::now())
 }
 
 /// Server-side apply of `applied` by `manager` onto `live` (absent: a new object).

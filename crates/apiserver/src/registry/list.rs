@@ -2,7 +2,7 @@
 
 use super::{Registry, decode, store_error};
 use crate::params::Query;
-use crate::selectors::{FieldSelector, LabelSelector};
+use portico_api::selectors::{FieldSelector, LabelSelector};
 use base64::Engine;
 use portico_api::resources::ResourceDef;
 use portico_api::status::ApiError;
@@ -37,7 +37,7 @@ impl ListParams {
     /// From the query string, validating selectors for the resource.
     pub fn from_query(def: &ResourceDef, q: &Query) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
             .and_then(|f| f.validate_for(def).map(|()| f))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
