@@ -8,6 +8,7 @@
 //! Everything takes values and returns values so it can be unit-tested
 //! without a server.
 
+pub mod patch;
 pub mod printing;
 pub mod resources;
 pub mod selectors;

@@ -35,34 +35,21 @@ pub fn unknown_fields_message(_def: &ResourceDef, _obj: &Value) -> Option<(Strin
 
 /// Applies a JSON merge patch (RFC 7386).
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
-    match patch {
-        Value::Object(p) => {
-            let mut out = match target {
-                Value::Object(t) => t.clone(),
-                _ => serde_json::Map::new(),
-            };
-            for (k, v) in p {
-                if v.is_null() {
-                    out.remove(k);
-                } else {
-                    let merged = merge_patch(out.get(k).unwrap_or(&Value::Null), v);
-                    out.insert(k.clone(), merged);
-                }
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    }
+    portico_api::patch::json_merge_patch(target, patch)
+}
+
+fn patch_error(e: portico_api::patch::PatchError) -> ApiError {
+    ApiError { code: 422, reason: "Invalid", message: e.to_string(), details: None }
 }
 
 /// Applies a strategic merge patch.
-pub fn strategic_merge_patch(_def: &ResourceDef, target: &Value, patch: &Value) -> Result<Value, ApiError> {
-    Ok(merge_patch(target, patch))
+pub fn strategic_merge_patch(def: &ResourceDef, target: &Value, patch: &Value) -> Result<Value, ApiError> {
+    portico_api::patch::strategic_merge_patch(def.group, def.kind, target, patch).map_err(patch_error)
 }
 
 /// Applies a JSON patch (RFC 6902).
-pub fn json_patch(_target: &Value, _ops: &Value) -> Result<Value, ApiError> {
-    Err(ApiError::unsupported_media_type("application/json-patch+json"))
+pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, ApiError> {
+    portico_api::patch::json_patch(target, ops).map_err(patch_error)
 }
 
 pub use portico_api::printing::IncludeObject;
