@@ -25,7 +25,7 @@ pub fn first_service_ip(cidr: &ipnet::IpNet) -> IpAddr {
 }
 
 fn system_opts() -> WriteOptions {
-    WriteOptions { dry_run: false, field_manager: "portico-apiserver".into(), field_validation: FieldValidation::Ignore, force: false }
+    WriteOptions { dry_run: false, field_manager: "portico-apiserver".into(), field_validation: FieldValidation::Ignore, force: false, apply: false }
 }
 
 fn def(group: &str, plural: &str) -> Result<&'static resources::ResourceDef, ApiError> {

@@ -99,6 +99,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `force` for server-side apply.
     pub force: bool,
+    /// Set for server-side apply, which records its own `managedFields`.
+    pub apply: bool,
 }
 
 impl WriteOptions {
@@ -119,7 +121,7 @@ impl WriteOptions {
             // Upstream derives the manager from the user agent's program name.
             _ => user_agent.split('/').next().unwrap_or("unknown").to_owned(),
         };
-        Ok(Self { dry_run, field_manager, field_validation: FieldValidation::from_query(q)?, force: q.flag("force") })
+        Ok(Self { dry_run, field_manager, field_validation: FieldValidation::from_query(q)?, force: q.flag("force"), apply: false })
     }
 }
 

@@ -5,7 +5,7 @@
 //! pure cores, so the write path reads as one sequence of steps.
 
 use portico_api::resources::ResourceDef;
-use portico_api::status::{ApiError, FieldError};
+use portico_api::status::{ApiError, Cause, Details, FieldError, go_quote};
 use serde_json::Value;
 
 /// Applies upstream defaults for the kind.
@@ -60,9 +60,31 @@ pub fn table(def: &ResourceDef, objects: &[Value], include: IncludeObject, list_
 }
 
 /// Server-side apply of `applied` by `manager` onto `live` (absent: a new object).
-pub fn server_side_apply(_def: &ResourceDef, live: Option<&Value>, applied: &Value, _manager: &str, _force: bool) -> Result<Value, ApiError> {
-    Ok(match live {
-        Some(l) => merge_patch(l, applied),
-        None => applied.clone(),
+pub fn server_side_apply(def: &ResourceDef, live: Option<&Value>, applied: &Value, manager: &str, force: bool) -> Result<Value, ApiError> {
+    let api_version = def.api_version();
+    let now = crate::object::now_rfc3339();
+    portico_api::patch::managed::server_side_apply(def.group, def.kind, &api_version, live, applied, manager, force, &now).map_err(|c| {
+        let lines: Vec<String> = c.0.iter().map(|c| format!("conflict with {} using {api_version}: {}", go_quote(&c.manager), c.field)).collect();
+        let message = if lines.len() == 1 {
+            format!("Apply failed with 1 conflict: {}", lines[0])
+        } else {
+            format!("Apply failed with {} conflicts: {}", lines.len(), lines.join("\n"))
+        };
+        let causes = c
+            .0
+            .iter()
+            .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {} using {api_version}", go_quote(&c.manager)), field: c.field.clone() })
+            .collect();
+        ApiError { code: 409, reason: "Conflict", message, details: Some(Details { causes, ..Default::default() }) }
     })
+}
+
+/// Records `manager`'s ownership of what it changed between `old` and `new`.
+pub fn record_managed_fields(def: &ResourceDef, old: Option<&Value>, new: &mut Value, manager: &str, subresource: Option<&str>) {
+    let now = crate::object::now_rfc3339();
+    match old.and_then(|o| o.pointer("/metadata/managedFields")) {
+        Some(mf) => crate::object::set_meta(new, "managedFields", mf.clone()),
+        None => crate::object::remove_meta(new, "managedFields"),
+    }
+    portico_api::patch::managed::record_update(def.group, def.kind, &def.api_version(), old, new, manager, &now, subresource);
 }

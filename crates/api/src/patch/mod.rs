@@ -2,6 +2,7 @@
 //! patch (RFC 6902) and Kubernetes strategic merge patch.
 
 mod json_patch;
+pub mod managed;
 mod merge;
 mod strategic;
 mod strategy;

@@ -117,6 +117,9 @@ impl Registry {
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, object::name(&obj), &errs));
         }
+        if !opts.apply {
+            semantics::record_managed_fields(def, None, &mut obj, &opts.field_manager, None);
+        }
         let r = ObjectRef { def, namespace, name: object::name(&obj) };
         let key = Self::key(&r);
         if opts.dry_run {
@@ -196,7 +199,8 @@ impl Registry {
                 check_type_meta(r.def, patch, r.def.kind, &r.def.api_version())?;
                 let mut obj = semantics::server_side_apply(r.def, None, patch, &opts.field_manager, opts.force)?;
                 object::set_meta(&mut obj, "name", json!(r.name));
-                match self.create(r.def, r.namespace, obj, opts).await {
+                let apply_opts = WriteOptions { apply: true, ..opts.clone() };
+                match self.create(r.def, r.namespace, obj, &apply_opts).await {
                     Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
                     other => return other,
                 }
@@ -225,7 +229,8 @@ impl Registry {
                     r.name
                 )));
             }
-            if let Some(mut out) = self.finish_update(r, sub, &old, rev, new, opts).await? {
+            let apply_opts = WriteOptions { apply: ty == PatchType::Apply, ..opts.clone() };
+            if let Some(mut out) = self.finish_update(r, sub, &old, rev, new, &apply_opts).await? {
                 out.warnings.extend(warnings);
                 if sub == Some(Subresource::Scale) {
                     out.object = object_to_scale(r.def, &out.object);
@@ -294,6 +299,9 @@ impl Registry {
         let errs = semantics::validate_update(def, &new, old);
         if !errs.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, r.name, &errs));
+        }
+        if !opts.apply {
+            semantics::record_managed_fields(def, Some(old), &mut new, &opts.field_manager, sub.map(Subresource::name));
         }
         if &new == old {
             return Ok(Some(WriteOutcome { object: new, created: false, warnings: Vec::new() }));
