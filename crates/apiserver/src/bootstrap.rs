@@ -35,6 +35,10 @@ fn def(group: &str, plural: &str) -> Result<&'static resources::ResourceDef, Api
 
 async fn create_if_absent(registry: &Registry, group: &str, plural: &str, ns: Option<&str>, obj: Value) -> Result<(), ApiError> {
     let d = def(group, plural)?;
+    let name = object::name(&obj).to_owned();
+    if registry.try_get(&ObjectRef { def: d, namespace: ns, name: &name }).await?.is_some() {
+        return Ok(());
+    }
     match registry.create(d, ns, obj, &system_opts()).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),

@@ -8,6 +8,7 @@
 //! ClusterIP/NodePort allocation at create time. Everything else in
 //! Portico is a client of this server; only it opens the store.
 
+pub mod alloc;
 pub mod body;
 pub mod bootstrap;
 pub mod discovery;

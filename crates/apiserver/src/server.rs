@@ -167,7 +167,8 @@ pub async fn start(cfg: Config, store: SharedStore) -> Result<Running, ServerErr
     let kubeconfig_path = cfg.data_dir.join("kubeconfig");
     tls::write_private(&kubeconfig_path, kubeconfig(&server_url, &ca.cert_pem, &token).as_bytes())?;
 
-    let registry = Registry::new(store);
+    let registry = Registry::new(store, cfg.service_cidr, cfg.node_port_range);
+    registry.repair_allocations().await?;
     crate::bootstrap::ensure_defaults(&registry, &cfg, client_addr(local_addr)).await?;
     let api = Arc::new(Api {
         registry,

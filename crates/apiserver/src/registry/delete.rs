@@ -106,7 +106,11 @@ impl Registry {
                     return Ok(DeleteOutcome { object: old, deleted: true });
                 }
                 match self.store.delete(&Self::key(r), Some(rev)).await {
-                    Ok(kv) => return Ok(DeleteOutcome { object: decode(&kv)?, deleted: true }),
+                    Ok(kv) => {
+                        let object = decode(&kv)?;
+                        self.released(r.def, &object);
+                        return Ok(DeleteOutcome { object, deleted: true });
+                    }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(&gr, r.name)),
                     Err(e) => return Err(store_error(e)),

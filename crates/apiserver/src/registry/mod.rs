@@ -17,6 +17,7 @@ pub use watch::{WatchEvent, WatchParams, WatchStart};
 pub use write::{PatchType, WriteOutcome, object_to_scale};
 
 
+use crate::alloc::{self, AllocError, AllocTxn, Allocators};
 use crate::object;
 use portico_api::resources::ResourceDef;
 use portico_api::status::ApiError;
@@ -29,6 +30,9 @@ const MAX_CONFLICT_RETRIES: usize = 16;
 /// The registry over one store.
 pub struct Registry {
     store: SharedStore,
+    allocs: parking_lot::Mutex<Allocators>,
+    service_cidr: ipnet::IpNet,
+    node_ports: (u16, u16),
 }
 
 /// Where an object lives: its resource, namespace and name.
@@ -43,9 +47,50 @@ pub struct ObjectRef<'a> {
 }
 
 impl Registry {
-    /// A registry over `store`.
-    pub fn new(store: SharedStore) -> Self {
-        Self { store }
+    /// A registry over `store` allocating from the given ranges. Call
+    /// [`Registry::repair_allocations`] before serving.
+    pub fn new(store: SharedStore, service_cidr: ipnet::IpNet, node_ports: (u16, u16)) -> Self {
+        let (allocs, _) = alloc::repair(service_cidr, node_ports, &[]);
+        Self { store, allocs: parking_lot::Mutex::new(allocs), service_cidr, node_ports }
+    }
+
+    /// Rebuilds the IP and port allocators from the stored Services.
+    pub async fn repair_allocations(&self) -> Result<(), ApiError> {
+        let def = portico_api::resources::find("", "v1", "services").ok_or_else(|| ApiError::internal("no services resource"))?;
+        let services = self.list(def, None, &ListParams::default()).await?.items;
+        let (allocs, problems) = alloc::repair(self.service_cidr, self.node_ports, &services);
+        for p in &problems {
+            tracing::warn!(problem = %p, "allocation repair");
+        }
+        tracing::info!(services = services.len(), cluster_ips = allocs.ips.used(), "allocators rebuilt from stored services");
+        *self.allocs.lock() = allocs;
+        Ok(())
+    }
+
+    /// Allocates what a Service write needs; `None` for other kinds.
+    fn allocate(&self, def: &ResourceDef, old: Option<&Value>, new: &mut Value) -> Result<Option<AllocTxn>, ApiError> {
+        if def.plural != "services" || def.group != "" {
+            return Ok(None);
+        }
+        alloc::allocate_service(&mut self.allocs.lock(), old, new).map(Some).map_err(|e| match e {
+            AllocError::Invalid(errs) => ApiError::invalid(def.group, def.kind, object::name(new), &errs),
+            AllocError::Internal(msg) => ApiError::internal(msg),
+        })
+    }
+
+    /// Finishes an allocation: commit after a successful write, revert otherwise.
+    fn settle(&self, txn: Option<AllocTxn>, success: bool) {
+        if let Some(txn) = txn {
+            let mut a = self.allocs.lock();
+            if success { txn.commit(&mut a) } else { txn.revert(&mut a) }
+        }
+    }
+
+    /// Releases what a deleted object held.
+    fn released(&self, def: &ResourceDef, last: &Value) {
+        if def.plural == "services" && def.group.is_empty() {
+            alloc::release_service(&mut self.allocs.lock(), last);
+        }
     }
 
     /// The underlying store.

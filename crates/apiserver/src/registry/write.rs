@@ -113,8 +113,10 @@ impl Registry {
         }
         prepare_for_create(def, &mut obj);
         semantics::apply_defaults(def, &mut obj);
+        let txn = self.allocate(def, None, &mut obj)?;
         let errs = semantics::validate_create(def, &obj);
         if !errs.is_empty() {
+            self.settle(txn, false);
             return Err(ApiError::invalid(def.group, def.kind, object::name(&obj), &errs));
         }
         if !opts.apply {
@@ -123,9 +125,12 @@ impl Registry {
         let r = ObjectRef { def, namespace, name: object::name(&obj) };
         let key = Self::key(&r);
         if opts.dry_run {
+            self.settle(txn, false);
             return Ok(WriteOutcome { object: obj, created: true, warnings });
         }
-        let kv = match self.store.create(&key, encode(&obj)?).await {
+        let written = self.store.create(&key, encode(&obj)?).await;
+        self.settle(txn, written.is_ok());
+        let kv = match written {
             Ok(kv) => kv,
             Err(StoreError::AlreadyExists(_)) => return Err(ApiError::already_exists(&def.group_resource(), object::name(&obj))),
             Err(e) => return Err(store_error(e)),
@@ -296,33 +301,32 @@ impl Registry {
             let g = object::meta(old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
             object::set_meta(&mut new, "generation", json!(g + 1));
         }
+        let txn = if sub.is_none() { self.allocate(def, Some(old), &mut new)? } else { None };
         let errs = semantics::validate_update(def, &new, old);
         if !errs.is_empty() {
+            self.settle(txn, false);
             return Err(ApiError::invalid(def.group, def.kind, r.name, &errs));
         }
         if !opts.apply {
             semantics::record_managed_fields(def, Some(old), &mut new, &opts.field_manager, sub.map(Subresource::name));
         }
-        if &new == old {
+        if &new == old || opts.dry_run {
+            self.settle(txn, false);
             return Ok(Some(WriteOutcome { object: new, created: false, warnings: Vec::new() }));
         }
-        if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
-            // The last finalizer is gone: the pending deletion completes now.
-            if opts.dry_run {
-                return Ok(Some(WriteOutcome { object: new, created: false, warnings: Vec::new() }));
+        let key = Self::key(r);
+        let finishing = object::is_deleting(&new) && object::finalizers(&new).is_empty();
+        // When the last finalizer goes, the pending deletion completes now.
+        let written = if finishing { self.store.delete(&key, Some(rev)).await } else { self.store.update(&key, encode(&new)?, Some(rev)).await };
+        self.settle(txn, written.is_ok());
+        match written {
+            Ok(kv) => {
+                let object = decode(&kv)?;
+                if finishing {
+                    self.released(def, &object);
+                }
+                Ok(Some(WriteOutcome { object, created: false, warnings: Vec::new() }))
             }
-            return match self.store.delete(&Self::key(r), Some(rev)).await {
-                Ok(kv) => Ok(Some(WriteOutcome { object: decode(&kv)?, created: false, warnings: Vec::new() })),
-                Err(StoreError::Conflict { .. }) => Ok(None),
-                Err(StoreError::NotFound(_)) => Err(ApiError::not_found(&def.group_resource(), r.name)),
-                Err(e) => Err(store_error(e)),
-            };
-        }
-        if opts.dry_run {
-            return Ok(Some(WriteOutcome { object: new, created: false, warnings: Vec::new() }));
-        }
-        match self.store.update(&Self::key(r), encode(&new)?, Some(rev)).await {
-            Ok(kv) => Ok(Some(WriteOutcome { object: decode(&kv)?, created: false, warnings: Vec::new() })),
             Err(StoreError::Conflict { .. }) => Ok(None),
             Err(StoreError::NotFound(_)) => Err(ApiError::not_found(&def.group_resource(), r.name)),
             Err(e) => Err(store_error(e)),
