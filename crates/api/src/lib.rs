@@ -8,10 +8,13 @@
 //! Everything takes values and returns values so it can be unit-tested
 //! without a server.
 
+pub mod defaults;
 pub mod patch;
 pub mod printing;
 pub mod resources;
 pub mod selectors;
 pub mod status;
+pub mod strict;
+pub mod validation;
 
 pub use k8s_openapi;

@@ -9,28 +9,37 @@ use portico_api::status::{ApiError, Cause, Details, FieldError, go_quote};
 use serde_json::Value;
 
 /// Applies upstream defaults for the kind.
-pub fn apply_defaults(_def: &ResourceDef, _obj: &mut Value) {}
+pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
+    portico_api::defaults::apply_defaults(def, obj);
+}
 
 /// Validates a new object.
-pub fn validate_create(_def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    if crate::object::name(obj).is_empty() {
-        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
-    }
-    errs
+pub fn validate_create(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+    portico_api::validation::validate_create(def, obj)
 }
 
 /// Validates an update against the stored object.
-pub fn validate_update(def: &ResourceDef, new: &Value, _old: &Value) -> Vec<FieldError> {
-    validate_create(def, new)
+pub fn validate_update(def: &ResourceDef, new: &Value, old: &Value) -> Vec<FieldError> {
+    portico_api::validation::validate_update(def, new, old)
 }
 
 /// Kind-specific preparation of an update before validation (e.g. Service type changes).
-pub fn prepare_update(_def: &ResourceDef, _new: &mut Value, _old: &Value) {}
+pub fn prepare_update(def: &ResourceDef, new: &mut Value, old: &Value) {
+    if def.group.is_empty() && def.kind == "Service" {
+        portico_api::validation::prepare_service_update(new, old);
+    }
+}
 
-/// Unknown fields of a request body as `strict decoding error` text, if any.
-pub fn unknown_fields_message(_def: &ResourceDef, _obj: &Value) -> Option<(String, Vec<String>)> {
-    None
+/// Checks a body against the kind's schema: `Err` for values of the wrong
+/// type (always rejected), else the unknown fields with the strict-mode message.
+pub fn check_body(def: &ResourceDef, obj: &Value) -> Result<Option<(String, Vec<String>)>, ApiError> {
+    let report = portico_api::strict::check_fields(def, obj);
+    let message = portico_api::strict::strict_error_message(def.kind, def.version, &report);
+    match (&report.type_error, message) {
+        (Some(_), Some(m)) => Err(ApiError::bad_request(m)),
+        (_, Some(m)) => Ok(Some((m, report.unknown))),
+        (_, None) => Ok(None),
+    }
 }
 
 /// Applies a JSON merge patch (RFC 7386).

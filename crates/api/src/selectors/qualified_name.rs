@@ -18,7 +18,7 @@ const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 
 /// `validation.RegexError`: the message, examples and the regex.
-fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
+pub(crate) fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
     if examples.is_empty() {
         return format!("{msg} (regex used for validation is '{fmt}')");
     }
@@ -27,7 +27,7 @@ fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
     format!("{msg} (e.g. {}regex used for validation is '{fmt}')", shown.join(" or "))
 }
 
-fn max_len_error(n: usize) -> String {
+pub(crate) fn max_len_error(n: usize) -> String {
     format!("must be no more than {n} characters")
 }
 
@@ -62,6 +62,54 @@ pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
     }
     if !value.split('.').all(is_dns1123_label_part) {
         errs.push(regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+    }
+    errs
+}
+
+/// `IsDNS1123Label`.
+pub fn is_dns1123_label(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > QUALIFIED_NAME_MAX_LENGTH {
+        errs.push(max_len_error(QUALIFIED_NAME_MAX_LENGTH));
+    }
+    if !is_dns1123_label_part(value) {
+        let msg = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
+        errs.push(regex_error(msg, "[a-z0-9]([-a-z0-9]*[a-z0-9])?", &["my-name", "123-abc"]));
+    }
+    errs
+}
+
+/// `IsDNS1035Label` (Service names).
+pub fn is_dns1035_label(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > QUALIFIED_NAME_MAX_LENGTH {
+        errs.push(max_len_error(QUALIFIED_NAME_MAX_LENGTH));
+    }
+    let starts_alpha = value.as_bytes().first().is_some_and(u8::is_ascii_lowercase);
+    if !starts_alpha || !is_dns1123_label_part(value) {
+        let msg = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
+        errs.push(regex_error(msg, "[a-z]([-a-z0-9]*[a-z0-9])?", &["my-name", "abc-123"]));
+    }
+    errs
+}
+
+/// `IsValidPortName` (IANA service names).
+pub fn is_valid_port_name(port: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if port.len() > 15 {
+        errs.push(max_len_error(15));
+    }
+    if !port.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_owned());
+    }
+    if !port.bytes().any(|c| c.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)".to_owned());
+    }
+    if port.contains("--") {
+        errs.push("must not contain consecutive hyphens".to_owned());
+    }
+    if port.starts_with('-') || port.ends_with('-') {
+        errs.push("must not begin or end with a hyphen".to_owned());
     }
     errs
 }

@@ -76,7 +76,7 @@ fn check_type_meta(def: &ResourceDef, obj: &Value, expect_kind: &str, expect_ver
 
 /// Strict field validation of a body; returns warnings for `Warn`.
 pub(crate) fn check_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) -> Result<Vec<String>, ApiError> {
-    match (mode, semantics::unknown_fields_message(def, obj)) {
+    match (mode, semantics::check_body(def, obj)?) {
         (_, None) | (FieldValidation::Ignore, _) => Ok(Vec::new()),
         (FieldValidation::Strict, Some((message, _))) => Err(ApiError::bad_request(message)),
         (FieldValidation::Warn, Some((_, fields))) => Ok(fields.iter().map(|f| format!("unknown field {}", portico_api::status::go_quote(f))).collect()),
