@@ -365,7 +365,7 @@ impl ApiError {
     }
     /// 413 `RequestEntityTooLarge`.
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::simple(413, "RequestEntityTooLarge", message)
+        Self::simple(413, "RequestEntityTooLarge", format!("Request entity too large: {}", message.into()))
     }
     /// 415 `UnsupportedMediaType`.
     pub fn unsupported_media_type(content_type: &str) -> Self {

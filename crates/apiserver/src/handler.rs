@@ -10,7 +10,7 @@ use crate::semantics::{self, IncludeObject};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use portico_api::status::{ApiError, success_status};
 use serde_json::{Value, json};
@@ -289,18 +289,34 @@ fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body
     resp
 }
 
+/// Beyond the limit a body is still read (and dropped) up to this size, so
+/// the client gets the 413 instead of a reset stream.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::too_large(format!("limit is {MAX_BODY_BYTES}"));
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > MAX_BODY_BYTES {
-            return Err(too_large());
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            total += data.len();
+            if total <= MAX_BODY_BYTES {
+                buf.extend_from_slice(data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
         }
     }
-    match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
+    if total > MAX_BODY_BYTES {
+        return Err(too_large());
     }
+    Ok(buf.freeze())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `portico` binary started in its own network
+//! namespace, driven by the real `kubectl` (1.32, plus 1.27 and 1.33),
+//! `curl` and kube-rs. Every test starts its own cluster and removes it,
+//! namespace and data dir included, even when it fails.
+
+mod harness;
+
+mod durability;
+mod errors;
+mod kube_client;
+mod kubectl_apply;
+mod kubectl_create;
+mod versions;
+mod watch;
