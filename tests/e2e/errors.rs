@@ -43,7 +43,11 @@ fn unknown_fields_and_malformed_documents() {
     // fieldValidation=Ignore (--validate=false) accepts it.
     assert!(c.apply(&svc("u", "  foo: bar\n  ports:\n  - port: 80\n"), &["--validate=false"]).status.success());
     let err = stderr(&c.apply("apiVersion: v1\nkind: Service\nmetadata: [\n", &[]));
-    assert!(err.contains("error"), "{err}");
+    assert!(err.contains("error converting YAML to JSON") || err.contains("yaml"), "{err}");
+    // Malformed YAML reaching the server (server-side apply bodies are YAML) is a 400 too.
+    let bad = c.write_file("metadata: [name: x\n");
+    let (code, body) = c.curl("PATCH", "/api/v1/namespaces/default/configmaps/x?fieldManager=t", Some(&c.token()), Some("application/apply-patch+yaml"), Some(&bad));
+    assert_eq!(code, 400, "{body}");
     let path = c.write_file("{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": ");
     let (code, body) = c.curl("POST", "/api/v1/namespaces/default/configmaps", Some(&c.token()), Some("application/json"), Some(&path));
     assert_eq!(code, 400, "{body}");

@@ -34,3 +34,21 @@ fn expose_and_scale_a_deployment() {
     assert_eq!(c.ok(&["scale", "deployment", "my-nginx", "--replicas=3"]), "deployment.apps/my-nginx scaled\n");
     assert_eq!(c.ok(&["get", "deploy", "my-nginx", "-o", "jsonpath={.spec.replicas}"]), "3");
 }
+
+#[test]
+fn events_created_by_components_show_in_describe() {
+    let c = Cluster::start();
+    c.apply(NGINX, &[]);
+    let uid = c.ok(&["get", "svc", "my-nginx", "-o", "jsonpath={.metadata.uid}"]);
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: my-nginx.demo\ninvolvedObject:\n  apiVersion: v1\n  kind: Service\n  name: my-nginx\n  namespace: default\n  uid: {uid}\nreason: EnsuringLoadBalancer\nmessage: Ensuring load balancer\ntype: Normal\nsource:\n  component: portico-test\ncount: 1\nfirstTimestamp: \"2026-01-01T00:00:00Z\"\nlastTimestamp: \"2026-01-01T00:00:00Z\"\n"
+    );
+    let out = c.apply(&event, &[]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let describe = c.ok(&["describe", "svc", "my-nginx"]);
+    let events = describe.split("Events:").nth(1).unwrap_or_default();
+    assert!(events.contains("EnsuringLoadBalancer") && events.contains("Ensuring load balancer"), "{describe}");
+    let listed = c.ok(&["get", "events", "--field-selector", "involvedObject.kind=Service,involvedObject.name=my-nginx"]);
+    assert!(listed.contains("EnsuringLoadBalancer"), "{listed}");
+    assert!(c.ok(&["get", "events", "--field-selector", "involvedObject.name=other"]).is_empty());
+}

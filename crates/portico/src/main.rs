@@ -106,6 +106,12 @@ fn nix_is_root() -> bool {
 async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    // The data dir holds the CA key, the admin token and the database.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to its owner", data_dir.display()))?;
+    }
     let db = data_dir.join("portico.db");
     let store = portico_store::sqlite::SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let cfg = portico_apiserver::Config {
