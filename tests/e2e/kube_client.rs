@@ -96,11 +96,10 @@ fn watcher_recovers_after_server_restart() {
     let wait_for = |want: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
-            if let Ok(n) = rx.recv_timeout(Duration::from_millis(200)) {
-                if n == want {
+            if let Ok(n) = rx.recv_timeout(Duration::from_millis(200))
+                && n == want {
                     return true;
                 }
-            }
         }
         false
     };

@@ -5,9 +5,10 @@
 //! 2. lists them (full list and 500-item pages),
 //! 3. fans every create of a second batch out to M watchers (events/s
 //!    delivered, p50/p99 create→delivery latency),
-//! and, in the same run, measures the raw SQLite commit rate of the store on
-//! the same disk, which bounds the create rate. No kube-apiserver exists on
-//! this machine to compare with, so the figures are absolute.
+//!
+//! In the same run it measures the raw SQLite commit rate of the store on the
+//! same disk, which bounds the create rate. No kube-apiserver exists on this
+//! machine to compare with, so the figures are absolute.
 
 use anyhow::Context;
 use clap::Parser;

@@ -78,11 +78,10 @@ fn service(obj: &mut Value) {
         if let Some(m) = p.as_object_mut() {
             default(m, "protocol", json!("TCP"));
             let zero = m.get("targetPort").is_none_or(|t| t.is_null() || t == 0 || t == "");
-            if zero {
-                if let Some(port) = m.get("port").cloned() {
+            if zero
+                && let Some(port) = m.get("port").cloned() {
                     m.insert("targetPort".into(), port);
                 }
-            }
         }
     }
     let external_ips = spec.get("externalIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());

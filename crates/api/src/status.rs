@@ -284,8 +284,8 @@ pub struct ApiError {
     pub reason: &'static str,
     /// `Status.message`.
     pub message: String,
-    /// `Status.details`, when upstream sets them.
-    pub details: Option<Details>,
+    /// `Status.details`, when upstream sets them (boxed: errors travel in `Result`s).
+    pub details: Option<Box<Details>>,
 }
 
 impl fmt::Display for ApiError {
@@ -302,7 +302,7 @@ impl ApiError {
     }
     fn with_gr(code: u16, reason: &'static str, message: String, gr: &GroupResource, name: &str) -> Self {
         let details = Details { name: name.to_owned(), group: gr.group.clone(), kind: gr.resource.clone(), ..Default::default() };
-        Self { code, reason, message, details: Some(details) }
+        Self { code, reason, message, details: Some(Box::new(details)) }
     }
     /// 404 `NotFound`: `services "x" not found`.
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
@@ -332,7 +332,7 @@ impl ApiError {
             code: 422,
             reason: "Invalid",
             message: format!("{qualified} {} is invalid: {}", go_quote(name), aggregate_message(errs)),
-            details: Some(details),
+            details: Some(Box::new(details)),
         }
     }
     /// 400 `BadRequest`.

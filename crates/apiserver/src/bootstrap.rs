@@ -29,8 +29,7 @@ fn system_opts() -> WriteOptions {
 }
 
 fn def(group: &str, plural: &str) -> Result<&'static resources::ResourceDef, ApiError> {
-    let version = if group.is_empty() { "v1" } else { "v1" };
-    resources::find(group, version, plural).ok_or_else(|| ApiError::internal(format!("resource {plural} missing from the catalogue")))
+    resources::find(group, "v1", plural).ok_or_else(|| ApiError::internal(format!("resource {plural} missing from the catalogue")))
 }
 
 async fn create_if_absent(registry: &Registry, group: &str, plural: &str, ns: Option<&str>, obj: Value) -> Result<(), ApiError> {

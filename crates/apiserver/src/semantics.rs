@@ -84,7 +84,7 @@ pub fn server_side_apply(def: &ResourceDef, live: Option<&Value>, applied: &Valu
             .iter()
             .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {} using {api_version}", go_quote(&c.manager)), field: c.field.clone() })
             .collect();
-        ApiError { code: 409, reason: "Conflict", message, details: Some(Details { causes, ..Default::default() }) }
+        ApiError { code: 409, reason: "Conflict", message, details: Some(Box::new(Details { causes, ..Default::default() })) }
     })
 }
 

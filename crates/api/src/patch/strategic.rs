@@ -201,7 +201,7 @@ fn merge_list(ctx: &Ctx<'_>, original: &mut Vec<Value>, patch: &[Value], path: &
 
 /// Reorders a merged list by a `$setElementOrder` list: listed elements take
 /// the given relative order; the others keep their place relative to them.
-fn apply_order(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
+fn apply_order(list: &mut [Value], order: &[Value], strategy: ListStrategy) {
     let key_of = |v: &Value| -> Value {
         match strategy {
             ListStrategy::MergeByKey(k) => v.get(k).cloned().unwrap_or(Value::Null),
@@ -215,11 +215,10 @@ fn apply_order(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
     ordered.sort_by_key(|v| rank(v));
     let mut it = ordered.into_iter();
     for slot in list.iter_mut() {
-        if rank(slot).is_some() {
-            if let Some(next) = it.next() {
+        if rank(slot).is_some()
+            && let Some(next) = it.next() {
                 *slot = next;
             }
-        }
     }
 }
 

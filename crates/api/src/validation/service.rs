@@ -112,11 +112,10 @@ fn validate_cluster_ips(svc: &Value) -> Vec<FieldError> {
             errs.push(FieldError::duplicate(format!("spec.ipFamilies[{i}]"), f.as_str()));
         }
     }
-    if let Some(policy) = svc.pointer("/spec/ipFamilyPolicy").and_then(Value::as_str) {
-        if !matches!(policy, "SingleStack" | "PreferDualStack" | "RequireDualStack") {
+    if let Some(policy) = svc.pointer("/spec/ipFamilyPolicy").and_then(Value::as_str)
+        && !matches!(policy, "SingleStack" | "PreferDualStack" | "RequireDualStack") {
             errs.push(FieldError::not_supported("spec.ipFamilyPolicy", policy, &["PreferDualStack", "RequireDualStack", "SingleStack"]));
         }
-    }
     for (i, ip) in ips.iter().enumerate() {
         if i == 0 && ip == "None" {
             if ips.len() > 1 {
@@ -321,11 +320,10 @@ pub fn validate(svc: &Value) -> Vec<FieldError> {
         Some(itp) if !matches!(itp, "Cluster" | "Local") => errs.push(FieldError::not_supported("spec.internalTrafficPolicy", itp, &["Cluster", "Local"])),
         _ => {}
     }
-    if let Some(td) = svc.pointer("/spec/trafficDistribution").and_then(Value::as_str) {
-        if td != "PreferClose" {
+    if let Some(td) = svc.pointer("/spec/trafficDistribution").and_then(Value::as_str)
+        && td != "PreferClose" {
             errs.push(FieldError::not_supported("spec.trafficDistribution", td, &["PreferClose"]));
         }
-    }
     errs
 }
 
@@ -373,24 +371,22 @@ pub fn prepare_service_update(new: &mut Value, old: &Value) {
     }
     let needs_node_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
     let had_node_ports = matches!(s(old, "/spec/type"), "NodePort" | "LoadBalancer");
-    if had_node_ports && !needs_node_ports && unchanged("ports", new) {
-        if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+    if had_node_ports && !needs_node_ports && unchanged("ports", new)
+        && let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
             for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                 p.remove("nodePort");
             }
         }
-    }
     if had_node_ports && !needs_node_ports && !unchanged("ports", new) {
         // Node ports the user did not touch go with the type.
         let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
         if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
             for p in ports.iter_mut() {
                 let np = p.get("nodePort").cloned();
-                if np.is_some() && old_ports.iter().any(|o| o.get("nodePort") == np.as_ref()) {
-                    if let Some(m) = p.as_object_mut() {
+                if np.is_some() && old_ports.iter().any(|o| o.get("nodePort") == np.as_ref())
+                    && let Some(m) = p.as_object_mut() {
                         m.remove("nodePort");
                     }
-                }
             }
         }
     }

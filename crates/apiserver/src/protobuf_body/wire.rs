@@ -262,7 +262,7 @@ pub fn message(m: &Msg, bytes: &[u8], depth: usize) -> Result<Value, WireError> 
             }
             kind => {
                 let v = value(kind, &raw, depth)?;
-                if is_zero(&v) && !(KEEP_ZERO.contains(&field.name) && !v.is_null()) {
+                if is_zero(&v) && (v.is_null() || !KEEP_ZERO.contains(&field.name)) {
                     continue;
                 }
                 out.insert(field.name.to_owned(), v);

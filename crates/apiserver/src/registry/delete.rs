@@ -86,13 +86,12 @@ impl Registry {
                     return Err(ApiError::conflict(&gr, r.name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}")));
                 }
             }
-            if let Some(want) = &opts.precondition_rv {
-                if *want != rev.to_string() {
+            if let Some(want) = &opts.precondition_rv
+                && *want != rev.to_string() {
                     return Err(ApiError::conflict(&gr, r.name, &format!(
                         "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
                     )));
                 }
-            }
             let mut finalizers = object::finalizers(&old);
             match opts.propagation.as_deref() {
                 Some("Foreground") => add_unique(&mut finalizers, "foregroundDeletion"),

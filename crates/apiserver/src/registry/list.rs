@@ -98,11 +98,10 @@ impl Registry {
             let rev = revision.unwrap_or(res.revision);
             if params.limit > 0 && items.len() == params.limit {
                 let mut meta = json!({"resourceVersion": rev.to_string()});
-                if stopped_early {
-                    if let Some(k) = &last_key {
+                if stopped_early
+                    && let Some(k) = &last_key {
                         meta["continue"] = json!(encode_continue(rev, k));
                     }
-                }
                 return Ok(ListOutcome { items, meta, revision: rev });
             }
             if !res.more || page == 0 {

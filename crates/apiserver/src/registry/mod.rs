@@ -69,7 +69,7 @@ impl Registry {
 
     /// Allocates what a Service write needs; `None` for other kinds.
     fn allocate(&self, def: &ResourceDef, old: Option<&Value>, new: &mut Value) -> Result<Option<AllocTxn>, ApiError> {
-        if def.plural != "services" || def.group != "" {
+        if def.plural != "services" || !def.group.is_empty() {
             return Ok(None);
         }
         alloc::allocate_service(&mut self.allocs.lock(), old, new).map(Some).map_err(|e| match e {

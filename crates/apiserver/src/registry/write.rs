@@ -166,11 +166,10 @@ impl Registry {
                 }
                 return Err(ApiError::not_found(&r.def.group_resource(), r.name));
             };
-            if let Some(p) = precondition {
-                if p != rev {
+            if let Some(p) = precondition
+                && p != rev {
                     return Err(ApiError::conflict_modified(&r.def.group_resource(), r.name));
                 }
-            }
             let new = match sub {
                 Some(Subresource::Scale) => scale_to_object(r.def, &old, &body)?,
                 _ => body.clone(),
@@ -362,11 +361,10 @@ fn prepare_for_create(def: &ResourceDef, obj: &mut Value) {
         object::set_meta(obj, "generation", json!(1));
     }
     // Status is the system's to write, except where upstream lets creators set it.
-    if def.has(Subresource::Status) && !matches!(def.plural, "nodes" | "pods") {
-        if let Some(m) = obj.as_object_mut() {
+    if def.has(Subresource::Status) && !matches!(def.plural, "nodes" | "pods")
+        && let Some(m) = obj.as_object_mut() {
             m.remove("status");
         }
-    }
     if def.plural == "pods" {
         obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
     }
