@@ -122,6 +122,11 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
         drain_timeout: Duration::from_secs(args.drain_seconds),
     };
     let running = portico_apiserver::start(cfg, Arc::new(store)).await?;
+    // Controllers are API clients like any other, over loopback HTTPS.
+    let kubeconfig = kube::config::Kubeconfig::read_from(&running.kubeconfig).context("reading the admin kubeconfig")?;
+    let client_cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.context("admin kubeconfig")?;
+    let client = kube::Client::try_from(client_cfg).context("building the API client")?;
+    let controllers = tokio::spawn(portico_controllers::run(client));
     if with_node {
         tracing::info!("node components (pods, proxy, DNS) are not part of this build yet; serving the API only");
     }
@@ -129,6 +134,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     println!("export KUBECONFIG={}", running.kubeconfig.display());
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    controllers.abort();
     running.shutdown().await;
     Ok(())
 }

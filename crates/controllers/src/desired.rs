@@ -1,0 +1,250 @@
+//! Desired Endpoints and EndpointSlices of a Service: pure functions of the
+//! Service, the Pods in its namespace and (for slices) the slices it has.
+
+use crate::pods;
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort as SlicePort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use std::collections::BTreeMap;
+
+/// Most endpoints in one EndpointSlice (upstream `--max-endpoints-per-slice` default).
+pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+/// The `managed-by` label value of slices this controller owns.
+pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
+/// The label naming a slice's Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The label naming a slice's manager.
+pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+
+/// Whether the Service's selector selects the Pod (an empty or absent selector selects nothing).
+pub fn selects(svc: &Service, pod: &Pod) -> bool {
+    let Some(sel) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty()) else { return false };
+    let labels = pod.metadata.labels.as_ref();
+    sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+fn publish_not_ready(svc: &Service) -> bool {
+    svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false)
+}
+
+fn target_ref(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+fn hostname(svc: &Service, pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let sub = spec.subdomain.as_deref()?;
+    (Some(sub) == svc.metadata.name.as_deref()).then(|| spec.hostname.clone()).flatten().filter(|h| !h.is_empty())
+}
+
+/// The resolved ports of a Pod for the Service, in Service port order; `None`
+/// for a port the Pod does not have (a named port it lacks).
+fn resolved_ports(svc: &Service, pod: &Pod) -> Vec<(String, Option<i32>, String, Option<String>)> {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| (p.name.clone().unwrap_or_default(), pods::resolve_port(p, pod), p.protocol.clone().unwrap_or_else(|| "TCP".into()), p.app_protocol.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The core/v1 Endpoints a Service with a selector should have.
+pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
+    let publish = publish_not_ready(svc);
+    // Addresses grouped by the exact set of ports they serve (upstream's repacking).
+    let mut groups: BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointAddress>, Vec<EndpointAddress>, Vec<EndpointPort>)> = BTreeMap::new();
+    for pod in pods.iter().filter(|p| selects(svc, p)) {
+        let Some(ip) = pods::ip(pod) else { continue };
+        if pods::is_finished(pod) || (pods::is_terminating(pod) && !publish) {
+            continue;
+        }
+        let ports = resolved_ports(svc, pod);
+        let has_ports = !ports.is_empty();
+        let usable: Vec<(String, i32, String, Option<String>)> = ports.into_iter().filter_map(|(n, p, proto, ap)| p.map(|p| (n, p, proto, ap))).collect();
+        if has_ports && usable.is_empty() {
+            continue;
+        }
+        let key: Vec<(String, i32, String)> = usable.iter().map(|(n, p, proto, _)| (n.clone(), *p, proto.clone())).collect();
+        let addr = EndpointAddress {
+            ip: ip.to_owned(),
+            hostname: hostname(svc, pod),
+            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            target_ref: Some(target_ref(pod)),
+        };
+        let entry = groups.entry(key).or_insert_with(|| {
+            let ports = usable.iter().map(|(n, p, proto, ap)| EndpointPort { name: Some(n.clone()).filter(|n| !n.is_empty()), port: *p, protocol: Some(proto.clone()), app_protocol: ap.clone() }).collect();
+            (Vec::new(), Vec::new(), ports)
+        });
+        if publish || pods::is_ready(pod) {
+            entry.0.push(addr);
+        } else {
+            entry.1.push(addr);
+        }
+    }
+    let mut subsets: Vec<EndpointSubset> = groups
+        .into_values()
+        .map(|(mut ready, mut not_ready, ports)| {
+            ready.sort_by(|a, b| a.ip.cmp(&b.ip));
+            not_ready.sort_by(|a, b| a.ip.cmp(&b.ip));
+            EndpointSubset {
+                addresses: Some(ready).filter(|v| !v.is_empty()),
+                not_ready_addresses: Some(not_ready).filter(|v| !v.is_empty()),
+                ports: Some(ports).filter(|v| !v.is_empty()),
+            }
+        })
+        .collect();
+    subsets.sort_by(|a, b| first_ip(a).cmp(&first_ip(b)));
+    let mut labels = svc.metadata.labels.clone().unwrap_or_default();
+    if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
+        labels.insert("service.kubernetes.io/headless".into(), String::new());
+    }
+    Endpoints {
+        metadata: ObjectMeta {
+            name: svc.metadata.name.clone(),
+            namespace: svc.metadata.namespace.clone(),
+            labels: Some(labels).filter(|l| !l.is_empty()),
+            ..Default::default()
+        },
+        subsets: Some(subsets).filter(|s| !s.is_empty()),
+    }
+}
+
+fn first_ip(s: &EndpointSubset) -> String {
+    s.addresses.iter().chain(s.not_ready_addresses.iter()).flatten().map(|a| a.ip.clone()).next().unwrap_or_default()
+}
+
+/// What to do with a Service's managed slices.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SlicePlan {
+    /// Slices to create (with `generateName`).
+    pub create: Vec<EndpointSlice>,
+    /// Existing slices to replace (name and resourceVersion kept).
+    pub update: Vec<EndpointSlice>,
+    /// Names of existing slices to delete.
+    pub delete: Vec<String>,
+}
+
+fn family(ip: &str) -> &'static str {
+    if ip.contains(':') { "IPv6" } else { "IPv4" }
+}
+
+/// The EndpointSlices a Service with a selector should have, as a change
+/// against the slices it already has (reusing them to keep churn low).
+pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> SlicePlan {
+    let publish = publish_not_ready(svc);
+    let svc_name = svc.metadata.name.clone().unwrap_or_default();
+    // (address family, ports) → endpoints
+    let mut groups: BTreeMap<(String, Vec<(String, i32, String)>), (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
+    for pod in pods.iter().filter(|p| selects(svc, p)) {
+        let Some(ip) = pods::ip(pod) else { continue };
+        if pods::is_finished(pod) {
+            continue;
+        }
+        let ports = resolved_ports(svc, pod);
+        let has_ports = !ports.is_empty();
+        let usable: Vec<(String, i32, String, Option<String>)> = ports.into_iter().filter_map(|(n, p, proto, ap)| p.map(|p| (n, p, proto, ap))).collect();
+        if has_ports && usable.is_empty() {
+            continue;
+        }
+        let key = (family(ip).to_owned(), usable.iter().map(|(n, p, proto, _)| (n.clone(), *p, proto.clone())).collect());
+        let ready = pods::is_ready(pod);
+        let terminating = pods::is_terminating(pod);
+        let endpoint = Endpoint {
+            addresses: vec![ip.to_owned()],
+            conditions: Some(EndpointConditions {
+                ready: Some(publish || (ready && !terminating)),
+                serving: Some(publish || ready),
+                terminating: Some(terminating),
+            }),
+            hostname: hostname(svc, pod),
+            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            target_ref: Some(target_ref(pod)),
+            ..Default::default()
+        };
+        let entry = groups.entry(key).or_insert_with(|| {
+            let ports = usable.iter().map(|(n, p, proto, ap)| SlicePort { name: Some(n.clone()), port: Some(*p), protocol: Some(proto.clone()), app_protocol: ap.clone() }).collect();
+            (ports, Vec::new())
+        });
+        entry.1.push(endpoint);
+    }
+    let mut labels = svc.metadata.labels.clone().unwrap_or_default();
+    labels.insert(SERVICE_NAME_LABEL.into(), svc_name.clone());
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        name: svc_name.clone(),
+        uid: svc.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    // Desired slices without identity yet.
+    let mut wanted: Vec<EndpointSlice> = Vec::new();
+    for ((fam, _), (ports, mut endpoints)) in groups {
+        endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
+        for chunk in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE) {
+            wanted.push(EndpointSlice {
+                metadata: ObjectMeta {
+                    namespace: svc.metadata.namespace.clone(),
+                    labels: Some(labels.clone()),
+                    owner_references: Some(vec![owner.clone()]),
+                    ..Default::default()
+                },
+                address_type: fam.clone(),
+                endpoints: chunk.to_vec(),
+                ports: Some(ports.clone()),
+            });
+        }
+    }
+    // A Service with no endpoints still has one (empty) slice, as upstream.
+    if wanted.is_empty() {
+        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).map(|ps| {
+            ps.iter().map(|p| SlicePort { name: Some(p.name.clone().unwrap_or_default()), port: None, protocol: p.protocol.clone(), app_protocol: p.app_protocol.clone() }).collect::<Vec<_>>()
+        });
+        wanted.push(EndpointSlice {
+            metadata: ObjectMeta { namespace: svc.metadata.namespace.clone(), labels: Some(labels.clone()), owner_references: Some(vec![owner.clone()]), ..Default::default() },
+            address_type: "IPv4".into(),
+            endpoints: Vec::new(),
+            ports: ports.filter(|p| !p.is_empty()),
+        });
+    }
+    let mut plan = SlicePlan::default();
+    let mut unused: Vec<&EndpointSlice> = existing.iter().collect();
+    for mut w in wanted {
+        // Prefer an existing slice with the same ports and family: the smallest change.
+        let pos = unused
+            .iter()
+            .position(|e| e.ports == w.ports && e.address_type == w.address_type)
+            .or_else(|| if unused.is_empty() { None } else { Some(0) });
+        match pos {
+            Some(i) => {
+                let cur = unused.remove(i);
+                w.metadata.name = cur.metadata.name.clone();
+                w.metadata.resource_version = cur.metadata.resource_version.clone();
+                let same = cur.endpoints == w.endpoints && cur.ports == w.ports && cur.address_type == w.address_type && cur.metadata.labels == w.metadata.labels && cur.metadata.owner_references == w.metadata.owner_references;
+                if !same {
+                    plan.update.push(w);
+                }
+            }
+            None => {
+                w.metadata.generate_name = Some(format!("{svc_name}-"));
+                plan.create.push(w);
+            }
+        }
+    }
+    plan.delete = unused.into_iter().filter_map(|e| e.metadata.name.clone()).collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests;

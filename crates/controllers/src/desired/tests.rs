@@ -1,0 +1,96 @@
+use super::*;
+use serde_json::json;
+
+fn svc(spec: serde_json::Value) -> Service {
+    serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default", "uid": "u1"}, "spec": spec})).expect("svc")
+}
+
+fn pod(name: &str, ip: &str, ready: bool, extra: serde_json::Value) -> Pod {
+    let mut p = json!({"metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "labels": {"app": "web"}},
+        "spec": {"nodeName": "node1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
+    if let (Some(m), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(p).expect("pod")
+}
+
+#[test]
+fn endpoints_split_ready_and_not_ready_on_the_resolved_port() {
+    let s = svc(json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}]}));
+    let (a, b, c) = (pod("a", "10.244.0.3", true, json!({})), pod("b", "10.244.0.2", false, json!({})), pod("c", "", true, json!({})));
+    let other: Pod = serde_json::from_value(json!({"metadata": {"name": "x", "labels": {"app": "db"}}, "status": {"podIP": "10.244.0.9"}})).expect("pod");
+    let ep = desired_endpoints(&s, &[&a, &b, &c, &other]);
+    let subsets = ep.subsets.expect("subsets");
+    assert_eq!(subsets.len(), 1);
+    let ips = |v: &Option<Vec<EndpointAddress>>| v.iter().flatten().map(|a| a.ip.clone()).collect::<Vec<_>>();
+    assert_eq!(ips(&subsets[0].addresses), ["10.244.0.3"]);
+    assert_eq!(ips(&subsets[0].not_ready_addresses), ["10.244.0.2"]);
+    assert_eq!(subsets[0].ports.as_ref().map(|p| p[0].port), Some(8080));
+}
+
+#[test]
+fn publish_not_ready_and_terminating_pods() {
+    let s = svc(json!({"selector": {"app": "web"}, "publishNotReadyAddresses": true, "ports": [{"port": 80, "targetPort": 8080}]}));
+    let b = pod("b", "10.244.0.2", false, json!({}));
+    let ep = desired_endpoints(&s, &[&b]);
+    assert!(ep.subsets.expect("subsets")[0].addresses.is_some());
+    let plain = svc(json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}));
+    let mut t = pod("t", "10.244.0.7", true, json!({}));
+    t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH));
+    assert!(desired_endpoints(&plain, &[&t]).subsets.is_none(), "terminating pods leave Endpoints");
+    let plan = plan_slices(&plain, &[&t], &[]);
+    let cond = plan.create[0].endpoints[0].conditions.clone().expect("conditions");
+    assert_eq!((cond.ready, cond.serving, cond.terminating), (Some(false), Some(true), Some(true)));
+}
+
+#[test]
+fn pods_without_a_named_port_are_left_out_for_that_port() {
+    let s = svc(json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "metrics", "port": 9090, "targetPort": "metrics"}]}));
+    let a = pod("a", "10.244.0.3", true, json!({}));
+    let ep = desired_endpoints(&s, &[&a]);
+    let ports = ep.subsets.expect("subsets")[0].ports.clone().expect("ports");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0].name.as_deref(), Some("http"));
+}
+
+#[test]
+fn slices_are_packed_by_100_and_reused() {
+    let s = svc(json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}));
+    let owned: Vec<Pod> = (0..250).map(|i| pod(&format!("p{i}"), &format!("10.244.{}.{}", i / 200, i % 200 + 1), true, json!({}))).collect();
+    let refs: Vec<&Pod> = owned.iter().collect();
+    let plan = plan_slices(&s, &refs, &[]);
+    assert_eq!(plan.create.iter().map(|s| s.endpoints.len()).collect::<Vec<_>>(), [100, 100, 50]);
+    let slice = &plan.create[0];
+    assert_eq!(slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str), Some("web"));
+    assert_eq!(slice.ports.as_ref().map(|p| p[0].port), Some(Some(8080)));
+    // Existing slices with the same content are left alone.
+    let existing: Vec<EndpointSlice> = plan
+        .create
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut s = s.clone();
+            s.metadata.name = Some(format!("web-{i}"));
+            s.metadata.generate_name = None;
+            s
+        })
+        .collect();
+    let again = plan_slices(&s, &refs, &existing);
+    assert_eq!(again, SlicePlan::default());
+    // One pod fewer: one slice updated, nothing created or deleted.
+    let fewer = plan_slices(&s, &refs[1..], &existing);
+    assert_eq!((fewer.create.len(), fewer.update.len(), fewer.delete.len()), (0, 3, 0));
+}
+
+#[test]
+fn hostname_only_with_matching_subdomain() {
+    let s = svc(json!({"selector": {"app": "web"}, "clusterIP": "None"}));
+    let a = pod("a", "10.244.0.3", true, json!({"spec": {"hostname": "web-0", "subdomain": "web", "containers": []}}));
+    let b = pod("b", "10.244.0.4", true, json!({"spec": {"hostname": "web-1", "subdomain": "other", "containers": []}}));
+    let plan = plan_slices(&s, &[&a, &b], &[]);
+    let hosts: Vec<Option<String>> = plan.create[0].endpoints.iter().map(|e| e.hostname.clone()).collect();
+    assert_eq!(hosts, [Some("web-0".to_owned()), None]);
+}

@@ -1,0 +1,162 @@
+//! The Endpoints and EndpointSlice controllers: level-triggered reconciles
+//! of each Service against the Pods it selects.
+
+use crate::desired::{self, MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
+use crate::Error;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the reconciler reads.
+struct Ctx {
+    client: Client,
+    pods: Store<Pod>,
+    slices: Store<EndpointSlice>,
+}
+
+fn in_namespace<'a, K: ResourceExt>(items: &'a [Arc<K>], ns: &str) -> impl Iterator<Item = &'a Arc<K>> {
+    items.iter().filter(move |o| o.namespace().as_deref() == Some(ns))
+}
+
+fn managed_slices(store: &Store<EndpointSlice>, ns: &str, svc: &str) -> Vec<EndpointSlice> {
+    in_namespace(&store.state(), ns)
+        .filter(|s| {
+            let l = s.labels();
+            l.get(SERVICE_NAME_LABEL).map(String::as_str) == Some(svc) && l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+        })
+        .map(|s| EndpointSlice::clone(s))
+        .collect()
+}
+
+async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    // Decide only once the pod and slice caches hold the world.
+    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheClosed)?;
+    ctx.slices.wait_until_ready().await.map_err(|_| Error::CacheClosed)?;
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let has_selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty());
+    if !has_selector || svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+        // Selector-less Services keep the Endpoints their users write.
+        return Ok(Action::await_change());
+    }
+    let all_pods = ctx.pods.state();
+    let pods: Vec<&Pod> = in_namespace(&all_pods, &ns).map(|p| p.as_ref()).collect();
+
+    // core/v1 Endpoints.
+    let ep_api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut want = desired::desired_endpoints(&svc, &pods);
+    match ep_api.get_opt(&name).await? {
+        None => {
+            ep_api.create(&PostParams::default(), &want).await?;
+        }
+        Some(cur) if cur.subsets != want.subsets || cur.metadata.labels != want.metadata.labels => {
+            want.metadata.resource_version = cur.metadata.resource_version.clone();
+            ep_api.replace(&name, &PostParams::default(), &want).await?;
+        }
+        Some(_) => {}
+    }
+
+    // discovery/v1 EndpointSlices.
+    let slice_api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = managed_slices(&ctx.slices, &ns, &name);
+    let plan = desired::plan_slices(&svc, &pods, &existing);
+    for s in &plan.update {
+        let n = s.metadata.name.clone().unwrap_or_default();
+        slice_api.replace(&n, &PostParams::default(), s).await?;
+    }
+    for s in &plan.create {
+        slice_api.create(&PostParams::default(), s).await?;
+    }
+    for n in &plan.delete {
+        match slice_api.delete(n, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Level-triggered: a periodic resync repairs anything a missed event left behind.
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(service = %svc.name_any(), namespace = ?svc.namespace(), error = %err, "endpoints reconcile failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// Services that select the Pod now, or whose slices still list it.
+fn services_for_pod(services: &Store<Service>, slices: &Store<EndpointSlice>, pod: &Pod) -> Vec<ObjectRef<Service>> {
+    let ns = pod.namespace().unwrap_or_default();
+    let uid = pod.metadata.uid.clone();
+    let mut out: Vec<ObjectRef<Service>> = in_namespace(&services.state(), &ns)
+        .filter(|s| desired::selects(s, pod))
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect();
+    for slice in in_namespace(&slices.state(), &ns) {
+        let lists_pod = slice.endpoints.iter().any(|e| e.target_ref.as_ref().and_then(|t| t.uid.clone()) == uid);
+        if let (true, Some(svc)) = (lists_pod, slice.labels().get(SERVICE_NAME_LABEL)) {
+            let r = ObjectRef::new(svc).within(&ns);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Removes what a deleted Service's endpoints controllers created.
+async fn clean_up_deleted_services(client: Client) {
+    let services: Api<Service> = Api::all(client.clone());
+    let mut events = watcher(services, watcher::Config::default()).default_backoff().boxed();
+    while let Some(ev) = events.next().await {
+        let Ok(watcher::Event::Delete(svc)) = ev else { continue };
+        let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
+        let eps: Api<Endpoints> = Api::namespaced(client.clone(), &ns);
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+        if svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty()) {
+            let _ = eps.delete(&name, &DeleteParams::default()).await;
+        }
+        let lp = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        if let Ok(list) = slices.list(&lp).await {
+            for s in list {
+                let _ = slices.delete(&s.name_any(), &DeleteParams::default()).await;
+            }
+        }
+    }
+}
+
+/// Runs the Endpoints and EndpointSlice controllers until the stream ends.
+pub async fn run(client: Client) {
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let (slices, slice_writer) = reflector::store::<EndpointSlice>();
+    let pod_stream = reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let slice_stream = reflector::reflector(slice_writer, watcher(Api::<EndpointSlice>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let controller = Controller::new(Api::<Service>::all(client.clone()), watcher::Config::default());
+    let services = controller.store();
+    let (svc_for_pods, slices_for_pods) = (services.clone(), slices.clone());
+    let ctx = Arc::new(Ctx { client: client.clone(), pods, slices: slices.clone() });
+    tokio::spawn(clean_up_deleted_services(client.clone()));
+    let run = controller
+        .watches_stream(pod_stream, move |pod| services_for_pod(&svc_for_pods, &slices_for_pods, &pod))
+        .watches_stream(slice_stream, |slice| {
+            let ns = slice.namespace().unwrap_or_default();
+            slice.labels().get(SERVICE_NAME_LABEL).map(|s| ObjectRef::new(s).within(&ns))
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "endpoints controller event");
+            }
+        });
+    run.await;
+}

@@ -1,0 +1,26 @@
+//! Portico's controllers, the part of kube-controller-manager that Service
+//! networking needs: they make the API objects follow the world.
+//!
+//! Every controller is a kube-rs client of the API server (watch → reflector
+//! store → level-triggered reconcile); the desired state is a pure function
+//! of the watched objects (`desired`), unit-tested without a server.
+
+pub mod desired;
+pub mod endpoints;
+pub mod pods;
+
+/// Controller failures (each reconcile is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// A watch cache was shut down.
+    #[error("a watch cache shut down")]
+    CacheClosed,
+}
+
+/// Runs every controller on `client` until the process ends.
+pub async fn run(client: kube::Client) {
+    endpoints::run(client).await;
+}
