@@ -1,0 +1,121 @@
+//! Controllers against a real, in-process API server. Pod status is set by
+//! the tests (no node agent runs here).
+
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Env {
+    client: kube::Client,
+    _server: portico_apiserver::Running,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = portico_apiserver::Config { data_dir: dir.path().to_owned(), bind: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
+    let server = portico_apiserver::start(cfg, Arc::new(portico_store::memory::MemoryStore::new())).await.expect("server");
+    let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig");
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config")).expect("client");
+    tokio::spawn(portico_controllers::run(client.clone()));
+    Env { client, _server: server, _dir: dir }
+}
+
+async fn pod(c: &kube::Client, name: &str, ip: &str, ready: bool, ports: serde_json::Value) {
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x", "ports": ports}]}})).expect("pod");
+    pods.create(&PostParams::default(), &p).await.expect("create pod");
+    set_ready(c, name, ip, ready).await;
+}
+
+async fn set_ready(c: &kube::Client, name: &str, ip: &str, ready: bool) {
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let status = json!({"status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.expect("status");
+}
+
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within {limit:?}");
+}
+
+fn addresses(ep: &Endpoints) -> (Vec<String>, Vec<String>, Vec<i32>) {
+    let subsets = ep.subsets.clone().unwrap_or_default();
+    let ready = subsets.iter().flat_map(|s| s.addresses.iter().flatten()).map(|a| a.ip.clone()).collect();
+    let not_ready = subsets.iter().flat_map(|s| s.not_ready_addresses.iter().flatten()).map(|a| a.ip.clone()).collect();
+    let ports = subsets.iter().flat_map(|s| s.ports.iter().flatten()).map(|p| p.port).collect();
+    (ready, not_ready, ports)
+}
+
+#[tokio::test]
+async fn endpoints_and_slices_follow_pod_readiness() {
+    let e = env().await;
+    let svcs: Api<Service> = Api::namespaced(e.client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})).expect("svc");
+    svcs.create(&PostParams::default(), &svc).await.expect("svc");
+    pod(&e.client, "a", "10.244.0.2", true, json!([{"name": "http", "containerPort": 8080}])).await;
+    pod(&e.client, "b", "10.244.0.3", true, json!([{"name": "http", "containerPort": 8080}])).await;
+    pod(&e.client, "no-port", "10.244.0.4", true, json!([])).await;
+    let eps: Api<Endpoints> = Api::namespaced(e.client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(e.client.clone(), "default");
+    eventually("both ready pods in Endpoints", Duration::from_secs(10), || async {
+        eps.get_opt("web").await.ok().flatten().is_some_and(|ep| addresses(&ep) == (vec!["10.244.0.2".into(), "10.244.0.3".into()], vec![], vec![8080]))
+    })
+    .await;
+    // A pod turning unready moves within a second.
+    set_ready(&e.client, "b", "10.244.0.3", false).await;
+    let took = eventually("unready pod moves to notReadyAddresses", Duration::from_secs(1), || async {
+        eps.get_opt("web").await.ok().flatten().is_some_and(|ep| addresses(&ep).1 == vec!["10.244.0.3".to_owned()])
+    })
+    .await;
+    eprintln!("readiness change reflected in {took:?}");
+    eventually("slice condition ready=false", Duration::from_secs(1), || async {
+        slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await.is_ok_and(|l| {
+            l.items.len() == 1
+                && l.items[0].endpoints.iter().any(|ep| ep.addresses == ["10.244.0.3"] && ep.conditions.as_ref().and_then(|c| c.ready) == Some(false))
+        })
+    })
+    .await;
+    // Deleting a pod removes it; deleting the Service removes its Endpoints and slices.
+    Api::<Pod>::namespaced(e.client.clone(), "default").delete("a", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete pod");
+    eventually("deleted pod leaves Endpoints", Duration::from_secs(2), || async {
+        eps.get_opt("web").await.ok().flatten().is_some_and(|ep| addresses(&ep).0.is_empty())
+    })
+    .await;
+    svcs.delete("web", &DeleteParams::default()).await.expect("delete svc");
+    eventually("Endpoints and slices removed with the Service", Duration::from_secs(5), || async {
+        eps.get_opt("web").await.ok().flatten().is_none()
+            && slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await.is_ok_and(|l| l.items.is_empty())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn selectorless_endpoints_are_left_alone() {
+    let e = env().await;
+    let svcs: Api<Service> = Api::namespaced(e.client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({"metadata": {"name": "mysql"}, "spec": {"ports": [{"port": 3306}]}})).expect("svc");
+    svcs.create(&PostParams::default(), &svc).await.expect("svc");
+    let eps: Api<Endpoints> = Api::namespaced(e.client.clone(), "default");
+    let manual: Endpoints = serde_json::from_value(json!({"metadata": {"name": "mysql"}, "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 3306}]}]})).expect("ep");
+    eps.create(&PostParams::default(), &manual).await.expect("manual endpoints");
+    pod(&e.client, "x", "10.244.0.9", true, json!([])).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ep = eps.get("mysql").await.expect("still there");
+    assert_eq!(addresses(&ep).0, ["192.0.2.10"]);
+}
