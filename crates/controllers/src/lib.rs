@@ -5,9 +5,13 @@
 //! store → level-triggered reconcile); the desired state is a pure function
 //! of the watched objects (`desired`), unit-tested without a server.
 
+pub mod deployment;
 pub mod desired;
 pub mod endpoints;
+pub mod events;
+pub mod gc;
 pub mod pods;
+pub mod replicaset;
 
 /// Controller failures (each reconcile is retried).
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +19,9 @@ pub enum Error {
     /// The API server refused or failed a request.
     #[error("API request failed: {0}")]
     Kube(#[from] kube::Error),
+    /// An object could not be built.
+    #[error("invalid object: {0}")]
+    Invalid(String),
     /// A watch cache was shut down.
     #[error("a watch cache shut down")]
     CacheClosed,
@@ -22,5 +29,10 @@ pub enum Error {
 
 /// Runs every controller on `client` until the process ends.
 pub async fn run(client: kube::Client) {
-    endpoints::run(client).await;
+    tokio::join!(
+        endpoints::run(client.clone()),
+        replicaset::run(client.clone()),
+        deployment::run(client.clone()),
+        gc::run(client.clone())
+    );
 }
