@@ -119,3 +119,111 @@ async fn selectorless_endpoints_are_left_alone() {
     let ep = eps.get("mysql").await.expect("still there");
     assert_eq!(addresses(&ep).0, ["192.0.2.10"]);
 }
+
+mod workloads {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+
+    fn deployment(image: &str, replicas: i32) -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": image}]}}}}))
+        .expect("deployment")
+    }
+
+    async fn pod_names(c: &kube::Client) -> Vec<String> {
+        let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+        let mut names: Vec<String> = pods
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(|p| p.metadata.name).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Plays the node agent: every pod gets an IP and turns ready.
+    async fn make_all_ready(c: &kube::Client) {
+        let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+        for (i, p) in pods.list(&ListParams::default()).await.expect("pods").items.iter().enumerate() {
+            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.status == "True"));
+            if !ready {
+                set_ready(c, p.metadata.name.as_deref().unwrap_or_default(), &format!("10.244.1.{}", i + 2), true).await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn deployments_keep_replicas_roll_out_and_cascade() {
+        let e = env().await;
+        let deploys: Api<Deployment> = Api::namespaced(e.client.clone(), "default");
+        deploys.create(&PostParams::default(), &deployment("nginx:1.25", 2)).await.expect("create");
+        eventually("two pods", Duration::from_secs(10), || async { pod_names(&e.client).await.len() == 2 }).await;
+        let first = pod_names(&e.client).await;
+        assert!(first.iter().all(|n| n.starts_with("web-")), "{first:?}");
+        // A deleted pod is replaced under a new name.
+        let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+        pods.delete(&first[0], &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete pod");
+        eventually("replacement pod", Duration::from_secs(10), || async {
+            let now = pod_names(&e.client).await;
+            now.len() == 2 && !now.contains(&first[0])
+        })
+        .await;
+        // Scale to 3.
+        deploys.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.expect("scale");
+        eventually("three pods", Duration::from_secs(10), || async { pod_names(&e.client).await.len() == 3 }).await;
+        make_all_ready(&e.client).await;
+        eventually("deployment available", Duration::from_secs(10), || async {
+            deploys.get("web").await.ok().and_then(|d| d.status).is_some_and(|s| s.available_replicas == Some(3) && s.updated_replicas == Some(3))
+        })
+        .await;
+        // An image change rolls out through a second ReplicaSet.
+        deploys.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.26"}]}}}}))).await.expect("image");
+        let rss: Api<ReplicaSet> = Api::namespaced(e.client.clone(), "default");
+        let mut steps = 0;
+        eventually("rollout completes", Duration::from_secs(30), || {
+            steps += 1;
+            let (client, rss, deploys) = (e.client.clone(), rss.clone(), deploys.clone());
+            async move {
+                make_all_ready(&client).await;
+                let list = rss.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+                let new_full = list.iter().any(|rs| {
+                    rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.spec.as_ref()).is_some_and(|s| s.containers[0].image.as_deref() == Some("nginx:1.26"))
+                        && rs.status.as_ref().and_then(|s| s.available_replicas) == Some(3)
+                });
+                let d = deploys.get("web").await.ok();
+                // Never fewer than replicas - maxUnavailable (3 - 0) available... upstream floor(25% of 3) = 0.
+                new_full && d.and_then(|d| d.status).is_some_and(|s| s.updated_replicas == Some(3) && s.replicas == Some(3))
+            }
+        })
+        .await;
+        assert_eq!(rss.list(&ListParams::default()).await.expect("rs").items.len(), 2, "old ReplicaSet kept as history");
+        // Deleting the Deployment removes its ReplicaSets and Pods.
+        deploys.delete("web", &DeleteParams::default()).await.expect("delete deployment");
+        eventually("cascade", Duration::from_secs(15), || async {
+            rss.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty()) && pod_names(&e.client).await.is_empty()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn foreground_and_orphan_deletion() {
+        let e = env().await;
+        let deploys: Api<Deployment> = Api::namespaced(e.client.clone(), "default");
+        let rss: Api<ReplicaSet> = Api::namespaced(e.client.clone(), "default");
+        deploys.create(&PostParams::default(), &deployment("nginx", 1)).await.expect("create");
+        eventually("pod", Duration::from_secs(10), || async { pod_names(&e.client).await.len() == 1 }).await;
+        deploys.delete("web", &DeleteParams::orphan()).await.expect("orphan delete");
+        eventually("deployment gone, replicaset orphaned", Duration::from_secs(10), || async {
+            deploys.get_opt("web").await.ok().flatten().is_none()
+                && rss.list(&ListParams::default()).await.is_ok_and(|l| l.items.len() == 1 && l.items[0].metadata.owner_references.as_ref().is_none_or(Vec::is_empty))
+        })
+        .await;
+        let rs_name = rss.list(&ListParams::default()).await.expect("rs").items[0].metadata.name.clone().unwrap_or_default();
+        rss.delete(&rs_name, &DeleteParams::foreground()).await.expect("foreground delete");
+        eventually("pods first, then the replicaset", Duration::from_secs(15), || async {
+            rss.get_opt(&rs_name).await.ok().flatten().is_none() && pod_names(&e.client).await.is_empty()
+        })
+        .await;
+    }
+}
