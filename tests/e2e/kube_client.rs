@@ -60,9 +60,14 @@ fn list_watch_patch_every_resource() {
             let rv = list.metadata.resource_version.clone().unwrap_or_default();
             let mut events = api.watch(&WatchParams::default().timeout(10), &rv).await.expect("watch").boxed();
             api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create {}: {e}", def.plural));
-            match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await {
-                Ok(Ok(Some(WatchEvent::Added(o)))) => assert_eq!(o.metadata.name.as_deref(), Some(name), "{}", def.plural),
-                other => panic!("watch {}: {other:?}", def.plural),
+            // Controllers may add objects of the same kind meanwhile (a Deployment's
+            // ReplicaSet): wait for ours.
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await {
+                    Ok(Ok(Some(WatchEvent::Added(o)))) if o.metadata.name.as_deref() == Some(name) => break,
+                    Ok(Ok(Some(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Bookmark(_)))) => {}
+                    other => panic!("watch {}: {other:?}", def.plural),
+                }
             }
             let patched = api
                 .patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"checked": "yes"}}})))

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod controllers;
 mod durability;
 mod errors;
 mod kube_client;
