@@ -218,10 +218,15 @@ pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> 
             ports: ports.filter(|p| !p.is_empty()),
         });
     }
+    diff_slices(wanted, existing, &format!("{svc_name}-"))
+}
+
+/// Turns desired slices into changes against existing ones, reusing an
+/// existing slice (same family and ports first) for each desired one.
+pub fn diff_slices(wanted: Vec<EndpointSlice>, existing: &[EndpointSlice], generate_name: &str) -> SlicePlan {
     let mut plan = SlicePlan::default();
     let mut unused: Vec<&EndpointSlice> = existing.iter().collect();
     for mut w in wanted {
-        // Prefer an existing slice with the same ports and family: the smallest change.
         let pos = unused
             .iter()
             .position(|e| e.ports == w.ports && e.address_type == w.address_type)
@@ -231,19 +236,88 @@ pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> 
                 let cur = unused.remove(i);
                 w.metadata.name = cur.metadata.name.clone();
                 w.metadata.resource_version = cur.metadata.resource_version.clone();
-                let same = cur.endpoints == w.endpoints && cur.ports == w.ports && cur.address_type == w.address_type && cur.metadata.labels == w.metadata.labels && cur.metadata.owner_references == w.metadata.owner_references;
+                let same = cur.endpoints == w.endpoints
+                    && cur.ports == w.ports
+                    && cur.address_type == w.address_type
+                    && cur.metadata.labels == w.metadata.labels
+                    && cur.metadata.owner_references == w.metadata.owner_references;
                 if !same {
                     plan.update.push(w);
                 }
             }
             None => {
-                w.metadata.generate_name = Some(format!("{svc_name}-"));
+                w.metadata.generate_name = Some(generate_name.to_owned());
                 plan.create.push(w);
             }
         }
     }
     plan.delete = unused.into_iter().filter_map(|e| e.metadata.name.clone()).collect();
     plan
+}
+
+/// The manager label value of slices mirrored from user-written Endpoints.
+pub const MIRROR_MANAGED_BY: &str = "endpointslicemirroring-controller.k8s.io";
+
+/// Slices mirroring the user-written Endpoints of a selector-less Service
+/// (upstream's EndpointSlice mirroring controller); `None` endpoints means
+/// none should exist.
+pub fn plan_mirrored_slices(svc: &Service, endpoints: Option<&Endpoints>, existing: &[EndpointSlice]) -> SlicePlan {
+    let svc_name = svc.metadata.name.clone().unwrap_or_default();
+    let skip = endpoints.is_some_and(|e| {
+        e.metadata.labels.as_ref().and_then(|l| l.get("endpointslice.kubernetes.io/skip-mirror")).map(String::as_str) == Some("true")
+    });
+    let Some(ep) = endpoints.filter(|_| !skip) else {
+        return diff_slices(Vec::new(), existing, "");
+    };
+    let mut labels = ep.metadata.labels.clone().unwrap_or_default();
+    labels.insert(SERVICE_NAME_LABEL.into(), svc_name.clone());
+    labels.insert(MANAGED_BY_LABEL.into(), MIRROR_MANAGED_BY.into());
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Endpoints".into(),
+        name: svc_name.clone(),
+        uid: ep.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let mut wanted = Vec::new();
+    for subset in ep.subsets.iter().flatten() {
+        let ports: Vec<SlicePort> = subset
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| SlicePort { name: Some(p.name.clone().unwrap_or_default()), port: Some(p.port), protocol: p.protocol.clone().or(Some("TCP".into())), app_protocol: p.app_protocol.clone() })
+            .collect();
+        let mut by_family: BTreeMap<&'static str, Vec<Endpoint>> = BTreeMap::new();
+        for (ready, list) in [(true, &subset.addresses), (false, &subset.not_ready_addresses)] {
+            for a in list.iter().flatten() {
+                by_family.entry(family(&a.ip)).or_default().push(Endpoint {
+                    addresses: vec![a.ip.clone()],
+                    conditions: Some(EndpointConditions { ready: Some(ready), serving: None, terminating: None }),
+                    hostname: a.hostname.clone(),
+                    node_name: a.node_name.clone(),
+                    target_ref: a.target_ref.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        for (fam, endpoints) in by_family {
+            for chunk in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE) {
+                wanted.push(EndpointSlice {
+                    metadata: ObjectMeta {
+                        namespace: svc.metadata.namespace.clone(),
+                        labels: Some(labels.clone()),
+                        owner_references: Some(vec![owner.clone()]),
+                        ..Default::default()
+                    },
+                    address_type: fam.into(),
+                    endpoints: chunk.to_vec(),
+                    ports: Some(ports.clone()).filter(|p| !p.is_empty()),
+                });
+            }
+        }
+    }
+    diff_slices(wanted, existing, &format!("{svc_name}-"))
 }
 
 #[cfg(test)]

@@ -25,11 +25,11 @@ fn in_namespace<'a, K: ResourceExt>(items: &'a [Arc<K>], ns: &str) -> impl Itera
     items.iter().filter(move |o| o.namespace().as_deref() == Some(ns))
 }
 
-fn managed_slices(store: &Store<EndpointSlice>, ns: &str, svc: &str) -> Vec<EndpointSlice> {
+fn slices_managed_by(store: &Store<EndpointSlice>, ns: &str, svc: &str, manager: &str) -> Vec<EndpointSlice> {
     in_namespace(&store.state(), ns)
         .filter(|s| {
             let l = s.labels();
-            l.get(SERVICE_NAME_LABEL).map(String::as_str) == Some(svc) && l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+            l.get(SERVICE_NAME_LABEL).map(String::as_str) == Some(svc) && l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(manager)
         })
         .map(|s| EndpointSlice::clone(s))
         .collect()
@@ -42,9 +42,17 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = svc.namespace().unwrap_or_default();
     let name = svc.name_any();
     let has_selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty());
-    if !has_selector || svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
-        // Selector-less Services keep the Endpoints their users write.
+    if svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
         return Ok(Action::await_change());
+    }
+    if !has_selector {
+        // Selector-less Services keep the Endpoints their users write; those
+        // are mirrored into slices so data planes only ever read slices.
+        let ep = Api::<Endpoints>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?;
+        let existing = slices_managed_by(&ctx.slices, &ns, &name, desired::MIRROR_MANAGED_BY);
+        let plan = desired::plan_mirrored_slices(&svc, ep.as_ref(), &existing);
+        apply_plan(&Api::namespaced(ctx.client.clone(), &ns), &plan).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
     }
     let all_pods = ctx.pods.state();
     let pods: Vec<&Pod> = in_namespace(&all_pods, &ns).map(|p| p.as_ref()).collect();
@@ -65,8 +73,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
 
     // discovery/v1 EndpointSlices.
     let slice_api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
-    let existing = managed_slices(&ctx.slices, &ns, &name);
+    let existing = slices_managed_by(&ctx.slices, &ns, &name, MANAGED_BY);
     let plan = desired::plan_slices(&svc, &pods, &existing);
+    apply_plan(&slice_api, &plan).await?;
+    // Level-triggered: a periodic resync repairs anything a missed event left behind.
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn apply_plan(slice_api: &Api<EndpointSlice>, plan: &desired::SlicePlan) -> Result<(), Error> {
     for s in &plan.update {
         let n = s.metadata.name.clone().unwrap_or_default();
         slice_api.replace(&n, &PostParams::default(), s).await?;
@@ -81,8 +95,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             Err(e) => return Err(e.into()),
         }
     }
-    // Level-triggered: a periodic resync repairs anything a missed event left behind.
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(())
 }
 
 fn error_policy(svc: Arc<Service>, err: &Error, _ctx: Arc<Ctx>) -> Action {
@@ -122,10 +135,12 @@ async fn clean_up_deleted_services(client: Client) {
         if svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty()) {
             let _ = eps.delete(&name, &DeleteParams::default()).await;
         }
-        let lp = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        if let Ok(list) = slices.list(&lp).await {
-            for s in list {
-                let _ = slices.delete(&s.name_any(), &DeleteParams::default()).await;
+        for manager in [MANAGED_BY, desired::MIRROR_MANAGED_BY] {
+            let lp = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={manager}"));
+            if let Ok(list) = slices.list(&lp).await {
+                for s in list {
+                    let _ = slices.delete(&s.name_any(), &DeleteParams::default()).await;
+                }
             }
         }
     }
@@ -148,6 +163,10 @@ pub async fn run(client: Client) {
     tokio::spawn(clean_up_deleted_services(client.clone()));
     let run = controller
         .watches_stream(pod_stream, move |pod| services_for_pod(&svc_for_pods, &slices_for_pods, &pod))
+        .watches_stream(watcher(Api::<Endpoints>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects(), |ep| {
+            let ns = ep.namespace().unwrap_or_default();
+            Some(ObjectRef::new(&ep.name_any()).within(&ns))
+        })
         .watches_stream(slice_stream, |slice| {
             let ns = slice.namespace().unwrap_or_default();
             slice.labels().get(SERVICE_NAME_LABEL).map(|s| ObjectRef::new(s).within(&ns))

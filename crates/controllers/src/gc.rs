@@ -9,7 +9,7 @@
 
 use crate::Error;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use k8s_openapi::NamespaceResourceScope;
@@ -127,8 +127,9 @@ async fn pass(client: &Client) -> Result<(), Error> {
     let deployments = owners::<Deployment>(client).await?;
     let replicasets = owners::<ReplicaSet>(client).await?;
     let services = owners::<Service>(client).await?;
+    let endpoints = owners::<Endpoints>(client).await?;
     let mut known: HashMap<String, (bool, Vec<String>)> = HashMap::new();
-    for (uid, _, _, o) in deployments.iter().chain(&replicasets).chain(&services) {
+    for (uid, _, _, o) in deployments.iter().chain(&replicasets).chain(&services).chain(&endpoints) {
         known.insert(uid.clone(), (o.deleting, o.finalizers.clone()));
     }
     let mut still_owned = HashSet::new();

@@ -94,3 +94,20 @@ fn hostname_only_with_matching_subdomain() {
     let hosts: Vec<Option<String>> = plan.create[0].endpoints.iter().map(|e| e.hostname.clone()).collect();
     assert_eq!(hosts, [Some("web-0".to_owned()), None]);
 }
+
+#[test]
+fn selectorless_endpoints_are_mirrored() {
+    let s = svc(json!({"ports": [{"port": 3306}]}));
+    let ep: Endpoints = serde_json::from_value(json!({"metadata": {"name": "web", "uid": "e1"},
+        "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "notReadyAddresses": [{"ip": "192.0.2.11"}], "ports": [{"port": 3306}]}]})).expect("ep");
+    let plan = plan_mirrored_slices(&s, Some(&ep), &[]);
+    assert_eq!(plan.create.len(), 1);
+    let slice = &plan.create[0];
+    assert_eq!(slice.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL)).map(String::as_str), Some(MIRROR_MANAGED_BY));
+    let ready: Vec<(String, Option<bool>)> = slice.endpoints.iter().map(|e| (e.addresses[0].clone(), e.conditions.as_ref().and_then(|c| c.ready))).collect();
+    assert_eq!(ready, [("192.0.2.10".to_owned(), Some(true)), ("192.0.2.11".to_owned(), Some(false))]);
+    // Gone Endpoints: the mirror goes too.
+    let mut existing = slice.clone();
+    existing.metadata.name = Some("web-abc".into());
+    assert_eq!(plan_mirrored_slices(&s, None, &[existing]).delete, ["web-abc"]);
+}

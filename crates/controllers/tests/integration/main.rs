@@ -118,6 +118,15 @@ async fn selectorless_endpoints_are_left_alone() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ep = eps.get("mysql").await.expect("still there");
     assert_eq!(addresses(&ep).0, ["192.0.2.10"]);
+    // ... and mirrored into a slice for the data planes.
+    let slices: Api<EndpointSlice> = Api::namespaced(e.client.clone(), "default");
+    eventually("mirrored slice", Duration::from_secs(5), || async {
+        slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=mysql,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io"))
+            .await
+            .is_ok_and(|l| l.items.len() == 1 && l.items[0].endpoints.iter().map(|e| e.addresses[0].clone()).collect::<Vec<_>>() == ["192.0.2.10"])
+    })
+    .await;
 }
 
 mod workloads {
