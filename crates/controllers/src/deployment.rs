@@ -147,8 +147,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         }
         None => {
             let olds_active = rss.iter().any(|rs| counts(rs).spec > 0);
-            let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
-            let initial = if olds_active && recreate { 0 } else if olds_active { 0 } else { replicas };
+            // With old pods around, the new set grows step by step (or after them, for Recreate).
+            let initial = if olds_active { 0 } else { replicas };
             let mut tpl = template.clone();
             tpl["metadata"]["labels"][HASH_LABEL] = json!(hash);
             let mut selector = serde_json::to_value(&spec.selector).unwrap_or_default();

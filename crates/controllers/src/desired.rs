@@ -16,6 +16,9 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label naming a slice's manager.
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 
+/// Resolved ports of a group of addresses: (name, port, protocol).
+type PortKey = Vec<(String, i32, String)>;
+
 /// Whether the Service's selector selects the Pod (an empty or absent selector selects nothing).
 pub fn selects(svc: &Service, pod: &Pod) -> bool {
     let Some(sel) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty()) else { return false };
@@ -62,7 +65,8 @@ fn resolved_ports(svc: &Service, pod: &Pod) -> Vec<(String, Option<i32>, String,
 pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
     let publish = publish_not_ready(svc);
     // Addresses grouped by the exact set of ports they serve (upstream's repacking).
-    let mut groups: BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointAddress>, Vec<EndpointAddress>, Vec<EndpointPort>)> = BTreeMap::new();
+    #[allow(clippy::type_complexity)]
+    let mut groups: BTreeMap<PortKey, (Vec<EndpointAddress>, Vec<EndpointAddress>, Vec<EndpointPort>)> = BTreeMap::new();
     for pod in pods.iter().filter(|p| selects(svc, p)) {
         let Some(ip) = pods::ip(pod) else { continue };
         if pods::is_finished(pod) || (pods::is_terminating(pod) && !publish) {
@@ -74,7 +78,7 @@ pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
         if has_ports && usable.is_empty() {
             continue;
         }
-        let key: Vec<(String, i32, String)> = usable.iter().map(|(n, p, proto, _)| (n.clone(), *p, proto.clone())).collect();
+        let key: PortKey = usable.iter().map(|(n, p, proto, _)| (n.clone(), *p, proto.clone())).collect();
         let addr = EndpointAddress {
             ip: ip.to_owned(),
             hostname: hostname(svc, pod),
@@ -103,7 +107,7 @@ pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
             }
         })
         .collect();
-    subsets.sort_by(|a, b| first_ip(a).cmp(&first_ip(b)));
+    subsets.sort_by_key(first_ip);
     let mut labels = svc.metadata.labels.clone().unwrap_or_default();
     if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
         labels.insert("service.kubernetes.io/headless".into(), String::new());
@@ -144,7 +148,7 @@ pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> 
     let publish = publish_not_ready(svc);
     let svc_name = svc.metadata.name.clone().unwrap_or_default();
     // (address family, ports) → endpoints
-    let mut groups: BTreeMap<(String, Vec<(String, i32, String)>), (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, PortKey), (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
     for pod in pods.iter().filter(|p| selects(svc, p)) {
         let Some(ip) = pods::ip(pod) else { continue };
         if pods::is_finished(pod) {
@@ -230,7 +234,7 @@ pub fn diff_slices(wanted: Vec<EndpointSlice>, existing: &[EndpointSlice], gener
         let pos = unused
             .iter()
             .position(|e| e.ports == w.ports && e.address_type == w.address_type)
-            .or_else(|| if unused.is_empty() { None } else { Some(0) });
+            .or((!unused.is_empty()).then_some(0));
         match pos {
             Some(i) => {
                 let cur = unused.remove(i);

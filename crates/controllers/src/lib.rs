@@ -10,6 +10,8 @@ pub mod desired;
 pub mod endpoints;
 pub mod events;
 pub mod gc;
+pub mod loadbalancer;
+pub mod nodes;
 pub mod pods;
 pub mod replicaset;
 
@@ -27,12 +29,29 @@ pub enum Error {
     CacheClosed,
 }
 
+/// Controller settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The cluster pod range nodes get their `/24`s from.
+    pub cluster_cidr: ipnet::Ipv4Net,
+    /// Dedicated LoadBalancer addresses; `None` means ServiceLB style (node IPs).
+    pub lb_pool: Option<ipnet::Ipv4Net>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { cluster_cidr: nodes::DEFAULT_POD_CIDR.parse().expect("literal CIDR"), lb_pool: None }
+    }
+}
+
 /// Runs every controller on `client` until the process ends.
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, cfg: Config) {
     tokio::join!(
         endpoints::run(client.clone()),
         replicaset::run(client.clone()),
         deployment::run(client.clone()),
-        gc::run(client.clone())
+        gc::run(client.clone()),
+        nodes::run(client.clone(), cfg.cluster_cidr),
+        loadbalancer::run(client.clone(), cfg.lb_pool)
     );
 }

@@ -21,7 +21,7 @@ pub fn is_active(p: &Pod) -> bool {
 
 /// The Pods to delete when scaling down by `n`: unscheduled first, then
 /// pending, then not ready, then the newest (upstream's `ActivePods` order).
-pub fn pick_for_deletion<'a>(mut candidates: Vec<&'a Pod>, n: usize) -> Vec<&'a Pod> {
+pub fn pick_for_deletion(mut candidates: Vec<&Pod>, n: usize) -> Vec<&Pod> {
     let rank = |p: &Pod| {
         let scheduled = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| !n.is_empty());
         let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");

@@ -42,6 +42,12 @@ struct ServerArgs {
     /// NodePort range, inclusive.
     #[arg(long, default_value = "30000-32767")]
     service_node_port_range: PortRange,
+    /// Pod range; each node gets a /24 of it.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// Dedicated IPv4 range for LoadBalancer Services (default: node IPs, ServiceLB style).
+    #[arg(long)]
+    lb_pool: Option<String>,
     /// Seconds to let in-flight requests finish on shutdown.
     #[arg(long, default_value_t = 10)]
     drain_seconds: u64,
@@ -126,7 +132,11 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&running.kubeconfig).context("reading the admin kubeconfig")?;
     let client_cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.context("admin kubeconfig")?;
     let client = kube::Client::try_from(client_cfg).context("building the API client")?;
-    let controllers = tokio::spawn(portico_controllers::run(client));
+    let controllers_cfg = portico_controllers::Config {
+        cluster_cidr: args.cluster_cidr.parse().context("--cluster-cidr")?,
+        lb_pool: args.lb_pool.as_deref().map(str::parse).transpose().context("--lb-pool")?,
+    };
+    let controllers = tokio::spawn(portico_controllers::run(client, controllers_cfg));
     if with_node {
         tracing::info!("node components (pods, proxy, DNS) are not part of this build yet; serving the API only");
     }

@@ -20,7 +20,7 @@ async fn env() -> Env {
     let server = portico_apiserver::start(cfg, Arc::new(portico_store::memory::MemoryStore::new())).await.expect("server");
     let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig");
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config")).expect("client");
-    tokio::spawn(portico_controllers::run(client.clone()));
+    tokio::spawn(portico_controllers::run(client.clone(), Default::default()));
     Env { client, _server: server, _dir: dir }
 }
 
@@ -232,6 +232,65 @@ mod workloads {
         rss.delete(&rs_name, &DeleteParams::foreground()).await.expect("foreground delete");
         eventually("pods first, then the replicaset", Duration::from_secs(15), || async {
             rss.get_opt(&rs_name).await.ok().flatten().is_none() && pod_names(&e.client).await.is_empty()
+        })
+        .await;
+    }
+}
+
+mod nodes_and_lb {
+    use super::*;
+    use k8s_openapi::api::core::v1::Node;
+
+    async fn node(c: &kube::Client, name: &str, ip: &str) {
+        let nodes: Api<Node> = Api::all(c.clone());
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": name}})).expect("node");
+        nodes.create(&PostParams::default(), &n).await.expect("node");
+        let status = json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}], "conditions": [{"type": "Ready", "status": "True"}]}});
+        nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.expect("node status");
+    }
+
+    #[tokio::test]
+    async fn nodes_get_pod_cidrs_pods_get_nodes_and_load_balancers_get_node_ips() {
+        let e = env().await;
+        node(&e.client, "n1", "192.168.50.10").await;
+        node(&e.client, "n2", "192.168.50.11").await;
+        let nodes: Api<Node> = Api::all(e.client.clone());
+        eventually("pod CIDRs", Duration::from_secs(5), || async {
+            let list = nodes.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+            let mut cidrs: Vec<String> = list.iter().filter_map(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.clone())).collect();
+            cidrs.sort();
+            cidrs == ["10.244.0.0/24", "10.244.1.0/24"]
+        })
+        .await;
+        let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+        for i in 0..2 {
+            let p: Pod = serde_json::from_value(json!({"metadata": {"name": format!("p{i}")}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).expect("pod");
+            pods.create(&PostParams::default(), &p).await.expect("pod");
+        }
+        eventually("pods spread over both nodes", Duration::from_secs(5), || async {
+            let list = pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+            let mut on: Vec<String> = list.iter().filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone())).collect();
+            on.sort();
+            on == ["n1", "n2"]
+        })
+        .await;
+        let svcs: Api<Service> = Api::namespaced(e.client.clone(), "default");
+        let lb: Service = serde_json::from_value(json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})).expect("svc");
+        svcs.create(&PostParams::default(), &lb).await.expect("lb");
+        let ingress = |s: &Service| -> Vec<String> {
+            s.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.clone()).unwrap_or_default().into_iter().filter_map(|i| i.ip).collect()
+        };
+        eventually("LB ingress = node IPs", Duration::from_secs(5), || async {
+            svcs.get("lb").await.is_ok_and(|s| ingress(&s) == ["192.168.50.10", "192.168.50.11"])
+        })
+        .await;
+        svcs.patch("lb", &PatchParams::default(), &Patch::Merge(json!({"spec": {"type": "ClusterIP"}}))).await.expect("to clusterip");
+        eventually("LB address released", Duration::from_secs(5), || async { svcs.get("lb").await.is_ok_and(|s| ingress(&s).is_empty()) }).await;
+        // A node going away releases its pod CIDR; a new node can get it.
+        nodes.delete("n1", &DeleteParams::default()).await.expect("delete node");
+        node(&e.client, "n3", "192.168.50.12").await;
+        eventually("CIDR reused", Duration::from_secs(5), || async {
+            nodes.get("n3").await.ok().and_then(|n| n.spec.and_then(|s| s.pod_cidr)).as_deref() == Some("10.244.0.0/24")
         })
         .await;
     }
