@@ -55,3 +55,29 @@ fn sigterm_drains_and_exits_cleanly() {
     let out = c.kubectl(&["get", "configmap", "before-stop"]);
     assert!(out.status.success() && stdout(&out).contains("before-stop"));
 }
+
+#[test]
+fn a_restart_mid_rollout_converges_without_duplicates() {
+    let mut c = Cluster::start();
+    let manifest = crate::harness::NGINX.replace("replicas: 2", "replicas: 6");
+    c.apply(&manifest, &[]);
+    // Kill the server while the controllers are creating pods.
+    c.kill9();
+    c.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pods = c.ok(&["get", "pods", "-o", "name"]);
+        let rs = c.ok(&["get", "rs", "-o", "name"]);
+        let slices = c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=my-nginx", "-o", "name"]);
+        if pods.lines().count() == 6 && rs.lines().count() == 1 && slices.lines().count() == 1 {
+            // Stays converged.
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            assert_eq!(c.ok(&["get", "pods", "-o", "name"]).lines().count(), 6);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not converge:\n{pods}\n{rs}\n{slices}\n{}", c.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let lease = c.ok(&["get", "lease", "-n", "kube-system", "portico-controller-manager", "-o", "jsonpath={.spec.holderIdentity}"]);
+    assert!(!lease.is_empty(), "the controller lease has a holder");
+}

@@ -34,6 +34,8 @@ pub struct Api {
     pub draining: AtomicBool,
     /// Request metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Becomes `true` when the server shuts down: open watches end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -251,7 +253,11 @@ impl Api {
         let deadline = tokio::time::sleep(Duration::from_secs(timeout));
         let def = r.def;
         let include = include_object(q)?;
-        let frames = events.take_until(deadline).map(move |ev: WatchEvent| {
+        let mut shutdown = self.shutdown.clone();
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        let frames = events.take_until(deadline).take_until(stopping).map(move |ev: WatchEvent| {
             let object = if accept == Accept::Table && matches!(ev.kind, "ADDED" | "MODIFIED" | "DELETED") {
                 semantics::table(def, std::slice::from_ref(&ev.object), include, json!({"resourceVersion": ev.object["metadata"]["resourceVersion"]}))
             } else {

@@ -170,15 +170,16 @@ pub async fn start(cfg: Config, store: SharedStore) -> Result<Running, ServerErr
     let registry = Registry::new(store, cfg.service_cidr, cfg.node_port_range);
     registry.repair_allocations().await?;
     crate::bootstrap::ensure_defaults(&registry, &cfg, client_addr(local_addr)).await?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = Arc::new(Api {
         registry,
         tokens: vec![token.clone()],
         ready: false.into(),
         draining: false.into(),
         metrics: crate::metrics::Metrics::default(),
+        shutdown: shutdown_rx.clone(),
     });
     api.ready.store(true, Ordering::Release);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, tokio_rustls::TlsAcceptor::from(tls_cfg), api.clone(), shutdown_rx, cfg.drain_timeout));
     let _namespace_task = tokio::spawn(crate::bootstrap::namespace_finalizer(api.clone()));
     tracing::info!(%local_addr, kubeconfig = %kubeconfig_path.display(), "API server listening");

@@ -10,6 +10,7 @@ pub mod desired;
 pub mod endpoints;
 pub mod events;
 pub mod gc;
+pub mod leader;
 pub mod loadbalancer;
 pub mod nodes;
 pub mod pods;
@@ -42,6 +43,12 @@ impl Default for Config {
     fn default() -> Self {
         Self { cluster_cidr: nodes::DEFAULT_POD_CIDR.parse().expect("literal CIDR"), lb_pool: None }
     }
+}
+
+/// Runs the controllers while this process holds the controller Lease.
+pub async fn run_with_leader_election(client: kube::Client, cfg: Config, identity: String) {
+    let c = client.clone();
+    leader::run_while_leader(client, identity, move || run(c.clone(), cfg.clone())).await;
 }
 
 /// Runs every controller on `client` until the process ends.

@@ -136,7 +136,10 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
         cluster_cidr: args.cluster_cidr.parse().context("--cluster-cidr")?,
         lb_pool: args.lb_pool.as_deref().map(str::parse).transpose().context("--lb-pool")?,
     };
-    let controllers = tokio::spawn(portico_controllers::run(client, controllers_cfg));
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // Stable across restarts of this server, so a restart takes its own lease back at once.
+    let identity = format!("{}_{}", hostname.trim(), data_dir.display());
+    let controllers = tokio::spawn(portico_controllers::run_with_leader_election(client, controllers_cfg, identity));
     if with_node {
         tracing::info!("node components (pods, proxy, DNS) are not part of this build yet; serving the API only");
     }
