@@ -11,7 +11,10 @@ use crate::Error;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use k8s_openapi::NamespaceResourceScope;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -29,26 +32,18 @@ struct Owner {
     finalizers: Vec<String>,
 }
 
-async fn owners<K>(client: &Client) -> Result<Vec<(String, String, Option<String>, Owner)>, Error>
+fn owners<K>(store: &Store<K>) -> Vec<(String, String, Option<String>, Owner)>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = ()> + Clone,
 {
-    let list = Api::<K>::all(client.clone()).list(&ListParams::default()).await?;
-    Ok(list
-        .items
+    store
+        .state()
         .into_iter()
         .map(|o| {
             let owner = Owner { deleting: o.meta().deletion_timestamp.is_some(), finalizers: o.finalizers().to_vec() };
             (o.uid().unwrap_or_default(), o.name_any(), o.namespace(), owner)
         })
-        .collect())
-}
-
-async fn dependents<K>(client: &Client) -> Result<Vec<K>, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
-{
-    Ok(Api::<K>::all(client.clone()).list(&ListParams::default()).await?.items)
+        .collect()
 }
 
 /// What to do with one dependent, given the owners that exist.
@@ -79,17 +74,25 @@ pub fn verdict(owner_uids: &[String], known: &HashMap<String, (bool, Vec<String>
     if owner_uids.iter().all(gone) { Verdict::Delete } else { Verdict::Keep }
 }
 
-async fn sweep<K>(client: &Client, known: &HashMap<String, (bool, Vec<String>)>, still_owned: &mut HashSet<String>) -> Result<(), Error>
+async fn sweep<K>(client: &Client, store: &Store<K>, known: &HashMap<String, (bool, Vec<String>)>, still_owned: &mut HashSet<String>) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
 {
-    for d in dependents::<K>(client).await? {
+    for d in store.state() {
         let uids: Vec<String> = d.owner_references().iter().map(|o| o.uid.clone()).collect();
         let api: Api<K> = Api::namespaced(client.clone(), &d.namespace().unwrap_or_default());
         match verdict(&uids, known) {
             Verdict::Keep => still_owned.extend(uids),
             Verdict::Delete => {
-                if d.meta().deletion_timestamp.is_none() {
+                // The caches may lag: confirm with the API server before deleting.
+                let ns = d.namespace().unwrap_or_default();
+                let mut confirmed = true;
+                for o in d.owner_references() {
+                    if owner_alive(client, &ns, o).await {
+                        confirmed = false;
+                    }
+                }
+                if confirmed && d.meta().deletion_timestamp.is_none() {
                     let _ = api.delete(&d.name_any(), &DeleteParams::background()).await;
                 }
                 still_owned.extend(uids);
@@ -123,33 +126,97 @@ where
     Ok(())
 }
 
-async fn pass(client: &Client) -> Result<(), Error> {
-    let deployments = owners::<Deployment>(client).await?;
-    let replicasets = owners::<ReplicaSet>(client).await?;
-    let services = owners::<Service>(client).await?;
-    let endpoints = owners::<Endpoints>(client).await?;
+/// Whether an owner exists (and is not being deleted in the foreground), asked live.
+async fn owner_alive(client: &Client, ns: &str, o: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> bool {
+    async fn check<K>(client: &Client, ns: &str, o: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> bool
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    {
+        match Api::<K>::namespaced(client.clone(), ns).get_opt(&o.name).await {
+            Ok(Some(obj)) => {
+                obj.uid().as_deref() == Some(o.uid.as_str())
+                    && !(obj.meta().deletion_timestamp.is_some() && obj.finalizers().iter().any(|f| f == "foregroundDeletion"))
+            }
+            Ok(None) => false,
+            // When in doubt, keep the dependent.
+            Err(_) => true,
+        }
+    }
+    match o.kind.as_str() {
+        "Deployment" => check::<Deployment>(client, ns, o).await,
+        "ReplicaSet" => check::<ReplicaSet>(client, ns, o).await,
+        "Service" => check::<Service>(client, ns, o).await,
+        "Endpoints" => check::<Endpoints>(client, ns, o).await,
+        "Pod" => check::<Pod>(client, ns, o).await,
+        // Owners of kinds the collector does not know are never collected.
+        _ => true,
+    }
+}
+
+/// The watch caches the collector reads.
+struct Caches {
+    deployments: Store<Deployment>,
+    replicasets: Store<ReplicaSet>,
+    services: Store<Service>,
+    endpoints: Store<Endpoints>,
+    pods: Store<Pod>,
+    slices: Store<EndpointSlice>,
+}
+
+async fn pass(client: &Client, c: &Caches) -> Result<(), Error> {
+    let deployments = owners(&c.deployments);
+    let replicasets = owners(&c.replicasets);
+    let services = owners(&c.services);
+    let endpoints = owners(&c.endpoints);
     let mut known: HashMap<String, (bool, Vec<String>)> = HashMap::new();
     for (uid, _, _, o) in deployments.iter().chain(&replicasets).chain(&services).chain(&endpoints) {
         known.insert(uid.clone(), (o.deleting, o.finalizers.clone()));
     }
     let mut still_owned = HashSet::new();
-    sweep::<ReplicaSet>(client, &known, &mut still_owned).await?;
-    sweep::<Pod>(client, &known, &mut still_owned).await?;
-    sweep::<EndpointSlice>(client, &known, &mut still_owned).await?;
+    sweep(client, &c.replicasets, &known, &mut still_owned).await?;
+    sweep(client, &c.pods, &known, &mut still_owned).await?;
+    sweep(client, &c.slices, &known, &mut still_owned).await?;
     release::<Deployment>(client, &deployments, &still_owned).await?;
     release::<ReplicaSet>(client, &replicasets, &still_owned).await?;
     release::<Service>(client, &services, &still_owned).await?;
     Ok(())
 }
 
+fn cache<K>(client: &Client) -> (Store<K>, impl std::future::Future<Output = ()> + use<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default())).default_backoff();
+    (store, stream.for_each(|_| async {}))
+}
+
 /// Runs the collector forever.
 pub async fn run(client: Client) {
-    loop {
-        if let Err(e) = pass(&client).await {
-            tracing::debug!(error = %e, "garbage collection pass failed");
+    let (deployments, a) = cache::<Deployment>(&client);
+    let (replicasets, b) = cache::<ReplicaSet>(&client);
+    let (services, c) = cache::<Service>(&client);
+    let (endpoints, d) = cache::<Endpoints>(&client);
+    let (pods, e) = cache::<Pod>(&client);
+    let (slices, f) = cache::<EndpointSlice>(&client);
+    let caches = Caches { deployments, replicasets, services, endpoints, pods, slices };
+    let collector = async {
+        for s in [caches.deployments.wait_until_ready().await, caches.replicasets.wait_until_ready().await, caches.services.wait_until_ready().await] {
+            if s.is_err() {
+                return;
+            }
         }
-        tokio::time::sleep(PERIOD).await;
-    }
+        let _ = caches.endpoints.wait_until_ready().await;
+        let _ = caches.pods.wait_until_ready().await;
+        let _ = caches.slices.wait_until_ready().await;
+        loop {
+            if let Err(e) = pass(&client, &caches).await {
+                tracing::debug!(error = %e, "garbage collection pass failed");
+            }
+            tokio::time::sleep(PERIOD).await;
+        }
+    };
+    tokio::join!(a, b, c, d, e, f, collector);
 }
 
 #[cfg(test)]

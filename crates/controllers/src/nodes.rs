@@ -78,13 +78,15 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let _ = ctx.nodes.wait_until_ready().await;
-    let _ = ctx.pods.wait_until_ready().await;
     let nodes = ctx.nodes.state();
     let node_refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    for p in ctx.pods.state().iter() {
-        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
-            *per_node.entry(n).or_default() += 1;
+    if !nodes.is_empty() {
+        let _ = ctx.pods.wait_until_ready().await;
+        for p in ctx.pods.state().iter() {
+            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
+                *per_node.entry(n).or_default() += 1;
+            }
         }
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
@@ -103,7 +105,8 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
                 let cond = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg, "lastTransitionTime": now()}]}});
                 api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(cond)).await?;
             }
-            Ok(Action::requeue(Duration::from_secs(5)))
+            // Node changes retry every pending pod; no timer needed.
+            Ok(Action::await_change())
         }
     }
 }
