@@ -71,15 +71,25 @@ pub fn rolling_step(replicas: i32, surge: i32, unavailable: i32, new: RsCount, o
             new_spec = replicas.min(new.spec + allowed);
         }
     }
-    let available: i32 = new.available + olds.iter().map(|o| o.available).sum::<i32>();
-    let mut can_remove = (available - (replicas - unavailable)).max(0);
-    let mut old_specs = Vec::with_capacity(olds.len());
-    for o in olds {
-        // Unavailable old pods go first and do not count against availability.
-        let unhealthy = (o.spec - o.available).max(0);
-        let healthy_removed = can_remove.min(o.spec - unhealthy);
-        can_remove -= healthy_removed;
-        old_specs.push(o.spec - unhealthy - healthy_removed);
+    // Upstream's arithmetic: counts from specs (statuses lag), minus what the
+    // new set has not made available yet.
+    let min_available = replicas - unavailable;
+    let new_unavailable = (new_spec - new.available).max(0);
+    let mut old_specs: Vec<i32> = olds.iter().map(|o| o.spec).collect();
+    let total_spec = |olds: &[i32]| new_spec + olds.iter().sum::<i32>();
+    // Unavailable old pods go first...
+    let mut budget = (total_spec(&old_specs) - min_available - new_unavailable).max(0);
+    for (spec, o) in old_specs.iter_mut().zip(olds) {
+        let unhealthy = (*spec - o.available).max(0).min(budget);
+        *spec -= unhealthy;
+        budget -= unhealthy;
+    }
+    // ...then healthy ones, as far as availability allows.
+    let mut budget = (total_spec(&old_specs) - min_available - new_unavailable).max(0);
+    for spec in old_specs.iter_mut() {
+        let cut = (*spec).min(budget);
+        *spec -= cut;
+        budget -= cut;
     }
     (new_spec, old_specs)
 }

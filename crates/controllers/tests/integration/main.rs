@@ -106,6 +106,33 @@ async fn endpoints_and_slices_follow_pod_readiness() {
 }
 
 #[tokio::test]
+async fn multi_port_and_publish_not_ready_services() {
+    let e = env().await;
+    let svcs: Api<Service> = Api::namespaced(e.client.clone(), "default");
+    let multi: Service = serde_json::from_value(json!({"metadata": {"name": "multi"}, "spec": {"selector": {"app": "web"},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "metrics", "port": 9090, "targetPort": 9100}]}})).expect("svc");
+    svcs.create(&PostParams::default(), &multi).await.expect("svc");
+    let pnr: Service = serde_json::from_value(json!({"metadata": {"name": "pnr"}, "spec": {"selector": {"app": "web"}, "publishNotReadyAddresses": true,
+        "clusterIP": "None", "ports": [{"port": 80, "targetPort": 8080}]}})).expect("svc");
+    svcs.create(&PostParams::default(), &pnr).await.expect("svc");
+    pod(&e.client, "a", "10.244.0.2", true, json!([{"name": "http", "containerPort": 8080}])).await;
+    pod(&e.client, "b", "10.244.0.3", false, json!([{"name": "http", "containerPort": 8080}])).await;
+    let eps: Api<Endpoints> = Api::namespaced(e.client.clone(), "default");
+    eventually("both ports on the ready pod", Duration::from_secs(5), || async {
+        eps.get_opt("multi").await.ok().flatten().is_some_and(|ep| {
+            let (ready, not_ready, mut ports) = addresses(&ep);
+            ports.sort();
+            ready == ["10.244.0.2"] && not_ready == ["10.244.0.3"] && ports == [8080, 9100]
+        })
+    })
+    .await;
+    eventually("publishNotReadyAddresses lists the unready pod as ready", Duration::from_secs(5), || async {
+        eps.get_opt("pnr").await.ok().flatten().is_some_and(|ep| addresses(&ep).0 == ["10.244.0.2", "10.244.0.3"])
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn selectorless_endpoints_are_left_alone() {
     let e = env().await;
     let svcs: Api<Service> = Api::namespaced(e.client.clone(), "default");
@@ -201,7 +228,9 @@ mod workloads {
                         && rs.status.as_ref().and_then(|s| s.available_replicas) == Some(3)
                 });
                 let d = deploys.get("web").await.ok();
-                // Never fewer than replicas - maxUnavailable (3 - 0) available... upstream floor(25% of 3) = 0.
+                // maxUnavailable is floor(25% of 3) = 0: availability never drops below 3.
+                let available: i32 = list.iter().map(|rs| rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)).sum();
+                assert!(available >= 3, "rollout went below replicas - maxUnavailable: {available} available");
                 new_full && d.and_then(|d| d.status).is_some_and(|s| s.updated_replicas == Some(3) && s.replicas == Some(3))
             }
         })
