@@ -70,6 +70,9 @@ struct SchedCtx {
     client: Client,
     nodes: Store<Node>,
     pods: Store<Pod>,
+    /// Bindings made but maybe not yet in the cache (pod uid → node), under
+    /// one lock so pods are placed one at a time, as upstream's scheduler does.
+    assumed: Mutex<BTreeMap<String, String>>,
 }
 
 async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
@@ -78,21 +81,30 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let _ = ctx.nodes.wait_until_ready().await;
+    let mut assumed = ctx.assumed.lock().await;
     let nodes = ctx.nodes.state();
     let node_refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     if !nodes.is_empty() {
         let _ = ctx.pods.wait_until_ready().await;
-        for p in ctx.pods.state().iter() {
+        let cached = ctx.pods.state();
+        for p in cached.iter() {
             if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
                 *per_node.entry(n).or_default() += 1;
             }
+        }
+        // Assumed bindings count until the cache shows them (or the pod is gone).
+        assumed.retain(|uid, _| cached.iter().any(|p| p.uid().as_deref() == Some(uid.as_str()) && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()));
+        for n in assumed.values() {
+            *per_node.entry(n.clone()).or_default() += 1;
         }
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
     match pick_node(&pod, &node_refs, &per_node) {
         Some(node) => {
             api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(json!({"spec": {"nodeName": node.name_any()}}))).await?;
+            assumed.insert(pod.uid().unwrap_or_default(), node.name_any());
+            drop(assumed);
             let cond = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()}]}});
             api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(cond)).await?;
             crate::events::record(&ctx.client, pod.as_ref(), "Normal", "Scheduled", &format!("Successfully assigned {}/{} to {}", pod.namespace().unwrap_or_default(), pod.name_any(), node.name_any())).await;
@@ -125,7 +137,7 @@ pub async fn run(client: Client, cluster_cidr: Ipv4Net) {
     let ipam = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default())
         .run(reconcile_node, |_, _, _| Action::requeue(Duration::from_secs(1)), ipam_ctx)
         .for_each(|_| async {});
-    let sched_ctx = Arc::new(SchedCtx { client: client.clone(), nodes: nodes.clone(), pods });
+    let sched_ctx = Arc::new(SchedCtx { client: client.clone(), nodes: nodes.clone(), pods, assumed: Mutex::new(BTreeMap::new()) });
     let all_pods = sched_ctx.pods.clone();
     let scheduler = Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default())
         // A node becoming Ready retries every pending pod.
