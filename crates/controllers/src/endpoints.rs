@@ -55,7 +55,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     let all_pods = ctx.pods.state();
-    let pods: Vec<&Pod> = in_namespace(&all_pods, &ns).map(|p| p.as_ref()).collect();
+    // Select once: the desired-state functions then work on the Service's own pods.
+    let pods: Vec<&Pod> = in_namespace(&all_pods, &ns).map(|p| p.as_ref()).filter(|p| desired::selects(&svc, p)).collect();
 
     // core/v1 Endpoints.
     let ep_api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &ns);
