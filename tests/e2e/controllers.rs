@@ -41,6 +41,11 @@ fn deployment_pods_endpoints_and_rollout_status() {
     let first = pods.lines().next().unwrap_or_default();
     c.ok(&["patch", first, "--subresource=status", "--type=merge", "-p", r#"{"status":{"conditions":[{"type":"Ready","status":"False"}]}}"#]);
     until(&c, "unready pod leaves", &["get", "ep", "my-nginx"], |o| o.lines().nth(1).is_some_and(|l| l.split_whitespace().nth(1).is_some_and(|e| !e.contains(','))));
+    // A new image, then `rollout undo` brings the old template back.
+    c.ok(&["set", "image", "deployment/my-nginx", "my-nginx=nginx:1.26"]);
+    until(&c, "second revision", &["get", "rs", "-o", "name"], |o| o.lines().count() == 2);
+    assert_eq!(c.ok(&["rollout", "undo", "deployment/my-nginx"]), "deployment.apps/my-nginx rolled back\n");
+    assert_eq!(c.ok(&["get", "deploy", "my-nginx", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "nginx");
     // Deleting the Deployment removes its ReplicaSets and Pods.
     c.ok(&["delete", "deployment", "my-nginx"]);
     until(&c, "cascade", &["get", "rs,pods", "-o", "name"], str::is_empty);

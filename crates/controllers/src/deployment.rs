@@ -192,6 +192,12 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         }
     };
     let olds = rss;
+    // The Deployment carries its current revision, as upstream (kubectl rollout undo relies on it).
+    let rev = revision(&new).to_string();
+    if d.annotations().get(REVISION) != Some(&rev) {
+        let dapi: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+        dapi.patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {REVISION: rev}}}))).await?;
+    }
     let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
     if recreate {
         for o in &olds {
