@@ -127,6 +127,24 @@ fn first_ip(s: &EndpointSubset) -> String {
     s.addresses.iter().chain(s.not_ready_addresses.iter()).flatten().map(|a| a.ip.clone()).next().unwrap_or_default()
 }
 
+/// Packs endpoints into slices of at most [`MAX_ENDPOINTS_PER_SLICE`].
+fn pack(svc: &Service, labels: &BTreeMap<String, String>, owner: &OwnerReference, family: &str, endpoints: &[Endpoint], ports: Option<Vec<SlicePort>>) -> Vec<EndpointSlice> {
+    endpoints
+        .chunks(MAX_ENDPOINTS_PER_SLICE)
+        .map(|chunk| EndpointSlice {
+            metadata: ObjectMeta {
+                namespace: svc.metadata.namespace.clone(),
+                labels: Some(labels.clone()),
+                owner_references: Some(vec![owner.clone()]),
+                ..Default::default()
+            },
+            address_type: family.to_owned(),
+            endpoints: chunk.to_vec(),
+            ports: ports.clone(),
+        })
+        .collect()
+}
+
 /// What to do with a Service's managed slices.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SlicePlan {
@@ -196,19 +214,7 @@ pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> 
     let mut wanted: Vec<EndpointSlice> = Vec::new();
     for ((fam, _), (ports, mut endpoints)) in groups {
         endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
-        for chunk in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE) {
-            wanted.push(EndpointSlice {
-                metadata: ObjectMeta {
-                    namespace: svc.metadata.namespace.clone(),
-                    labels: Some(labels.clone()),
-                    owner_references: Some(vec![owner.clone()]),
-                    ..Default::default()
-                },
-                address_type: fam.clone(),
-                endpoints: chunk.to_vec(),
-                ports: Some(ports.clone()),
-            });
-        }
+        wanted.extend(pack(svc, &labels, &owner, &fam, &endpoints, Some(ports)));
     }
     // A Service with no endpoints still has one (empty) slice, as upstream.
     if wanted.is_empty() {
@@ -306,19 +312,7 @@ pub fn plan_mirrored_slices(svc: &Service, endpoints: Option<&Endpoints>, existi
             }
         }
         for (fam, endpoints) in by_family {
-            for chunk in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE) {
-                wanted.push(EndpointSlice {
-                    metadata: ObjectMeta {
-                        namespace: svc.metadata.namespace.clone(),
-                        labels: Some(labels.clone()),
-                        owner_references: Some(vec![owner.clone()]),
-                        ..Default::default()
-                    },
-                    address_type: fam.into(),
-                    endpoints: chunk.to_vec(),
-                    ports: Some(ports.clone()).filter(|p| !p.is_empty()),
-                });
-            }
+            wanted.extend(pack(svc, &labels, &owner, fam, &endpoints, Some(ports.clone()).filter(|p| !p.is_empty())));
         }
     }
     diff_slices(wanted, existing, &format!("{svc_name}-"))
