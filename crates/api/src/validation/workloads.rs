@@ -1,80 +1,18 @@
-//! Pods and the workloads that template them (Deployment, ReplicaSet).
+//! Deployments and ReplicaSets (`pkg/apis/apps/validation`).
 
-use super::PORT_RANGE;
-use super::meta::validate_labels;
+use super::fields::{self, IMMUTABLE};
+use super::pod::validate_pod_spec;
 use crate::selectors::LabelSelector;
-use crate::selectors::qualified_name::is_dns1123_label;
 use crate::status::{BadValue, FieldError};
 use serde_json::Value;
 
-const RESTART_POLICIES: &[&str] = &["Always", "Never", "OnFailure"];
-const DNS_POLICIES: &[&str] = &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"];
-const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-
-fn validate_containers(list: Option<&Value>, path: &str, required: bool, names: &mut Vec<String>) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let containers = list.and_then(Value::as_array).cloned().unwrap_or_default();
-    if containers.is_empty() && required {
-        errs.push(FieldError::required(path, ""));
-    }
-    for (i, c) in containers.iter().enumerate() {
-        let cpath = format!("{path}[{i}]");
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
-        if name.is_empty() {
-            errs.push(FieldError::required(format!("{cpath}.name"), ""));
-        } else {
-            for msg in is_dns1123_label(name) {
-                errs.push(FieldError::invalid(format!("{cpath}.name"), name, msg));
-            }
-            if names.iter().any(|n| n == name) {
-                errs.push(FieldError::duplicate(format!("{cpath}.name"), name));
-            }
-            names.push(name.to_owned());
-        }
-        if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
-            errs.push(FieldError::required(format!("{cpath}.image"), ""));
-        }
-        for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            let ppath = format!("{cpath}.ports[{j}]");
-            let cp = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
-            if !(1..=65535).contains(&cp) {
-                errs.push(FieldError::invalid(format!("{ppath}.containerPort"), cp, PORT_RANGE));
-            }
-            match p.get("protocol").and_then(Value::as_str).unwrap_or("") {
-                "" => errs.push(FieldError::required(format!("{ppath}.protocol"), "")),
-                pr if !PROTOCOLS.contains(&pr) => errs.push(FieldError::not_supported(format!("{ppath}.protocol"), pr, PROTOCOLS)),
-                _ => {}
-            }
-        }
-    }
-    errs
-}
-
-/// `ValidatePodSpec` essentials at `path`.
-fn validate_pod_spec(spec: &Value, path: &str, restart: &[&str]) -> Vec<FieldError> {
-    let mut names = Vec::new();
-    let mut errs = validate_containers(spec.get("containers"), &format!("{path}.containers"), true, &mut names);
-    errs.extend(validate_containers(spec.get("initContainers"), &format!("{path}.initContainers"), false, &mut names));
-    match spec.get("restartPolicy").and_then(Value::as_str).unwrap_or("") {
-        "" => errs.push(FieldError::required(format!("{path}.restartPolicy"), "")),
-        rp if !restart.contains(&rp) => errs.push(FieldError::not_supported(format!("{path}.restartPolicy"), rp, restart)),
-        _ => {}
-    }
-    match spec.get("dnsPolicy").and_then(Value::as_str).unwrap_or("") {
-        "" => errs.push(FieldError::required(format!("{path}.dnsPolicy"), "")),
-        dp if !DNS_POLICIES.contains(&dp) => errs.push(FieldError::not_supported(format!("{path}.dnsPolicy"), dp, DNS_POLICIES)),
-        _ => {}
-    }
-    errs
-}
-
-/// A Pod.
-pub fn validate_pod(pod: &Value) -> Vec<FieldError> {
-    validate_pod_spec(pod.get("spec").unwrap_or(&Value::Null), "spec", RESTART_POLICIES)
+fn validate_labels(labels: Option<&Value>, path: &str) -> Vec<FieldError> {
+    let map = labels.and_then(|l| serde_json::from_value(l.clone()).ok());
+    fields::labels(map.as_ref(), path)
 }
 
 /// A Deployment or ReplicaSet (`what` names it in the empty-selector message).
-pub fn validate_workload(obj: &Value, what: &str, deployment: bool) -> Vec<FieldError> {
+fn validate_workload(obj: &Value, what: &str, deployment: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let replicas = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
     if replicas < 0 {
@@ -123,10 +61,10 @@ pub fn validate_workload(obj: &Value, what: &str, deployment: bool) -> Vec<Field
 }
 
 /// Selectors of workloads may not change.
-pub fn validate_selector_update(new: &Value, old: &Value) -> Vec<FieldError> {
+fn validate_selector_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let (n, o) = (new.pointer("/spec/selector"), old.pointer("/spec/selector"));
     if n != o {
-        return vec![FieldError::invalid("spec.selector", BadValue::Raw(selector_dump(n.unwrap_or(&Value::Null))), "field is immutable")];
+        return vec![FieldError::invalid("spec.selector", BadValue::Raw(selector_dump(n.unwrap_or(&Value::Null))), IMMUTABLE)];
     }
     Vec::new()
 }
@@ -150,4 +88,38 @@ fn selector_dump(sel: &Value) -> String {
         "[]v1.LabelSelectorRequirement(nil)"
     };
     format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{exprs}}}", map_dump(sel.get("matchLabels")))
+}
+
+fn rd(plural: &str) -> &'static crate::resources::ResourceDef {
+    crate::resources::find("apps", "v1", plural).expect("apps resources are served")
+}
+
+/// `ValidateDeployment`.
+pub fn validate_deployment(obj: &Value) -> Vec<FieldError> {
+    let mut errs = super::validate_meta(rd("deployments"), obj);
+    errs.extend(validate_workload(obj, "deployment", true));
+    errs
+}
+
+/// `ValidateReplicaSet`.
+pub fn validate_replica_set(obj: &Value) -> Vec<FieldError> {
+    let mut errs = super::validate_meta(rd("replicasets"), obj);
+    errs.extend(validate_workload(obj, "replicaset", false));
+    errs
+}
+
+/// `ValidateDeploymentUpdate`.
+pub fn validate_deployment_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = super::validate_meta_update(new, old);
+    errs.extend(validate_selector_update(new, old));
+    errs.extend(validate_workload(new, "deployment", true));
+    errs
+}
+
+/// `ValidateReplicaSetUpdate`.
+pub fn validate_replica_set_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = super::validate_meta_update(new, old);
+    errs.extend(validate_selector_update(new, old));
+    errs.extend(validate_workload(new, "replicaset", false));
+    errs
 }
