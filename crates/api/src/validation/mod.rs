@@ -62,11 +62,3 @@ fn validate_meta(rd: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         Err(e) => e,
     }
 }
-
-/// `ValidateObjectMetaUpdate`.
-fn validate_meta_update(new: &Value, old: &Value) -> Vec<FieldError> {
-    match (object_meta(new), object_meta(old)) {
-        (Ok(n), Ok(o)) => meta::validate_object_meta_update(&n, &o),
-        (Err(e), _) | (_, Err(e)) => e,
-    }
-}
