@@ -12,6 +12,7 @@ use crate::status::{BadValue, FieldError};
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -101,9 +102,17 @@ fn secret(s: Secret) -> Vec<FieldError> {
     errs
 }
 
+/// Whether this is the API server's own `default/kubernetes` Endpoints or
+/// EndpointSlice. Deviation: Portico advertises loopback on a single machine
+/// (upstream refuses such an address), so these skip `ValidateNonSpecialIP`.
+fn is_api_server_own(meta: &ObjectMeta) -> bool {
+    meta.namespace.as_deref() == Some("default") && meta.name.as_deref() == Some("kubernetes")
+}
+
 /// `validateEndpointSubsets`.
 fn endpoints(ep: Endpoints) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    let special_ok = is_api_server_own(&ep.metadata);
     for (i, ss) in ep.subsets.iter().flatten().enumerate() {
         let sp = format!("subsets[{i}]");
         let (ready, not_ready) = (ss.addresses.as_deref().unwrap_or_default(), ss.not_ready_addresses.as_deref().unwrap_or_default());
@@ -120,7 +129,9 @@ fn endpoints(ep: Endpoints) -> Vec<FieldError> {
                 if let Some(n) = &a.node_name {
                     errs.extend(dns1123_subdomain(n, &format!("{ap}.nodeName")));
                 }
-                errs.extend(validate_non_special_ip(&format!("{ap}.ip"), &a.ip));
+                if !special_ok {
+                    errs.extend(validate_non_special_ip(&format!("{ap}.ip"), &a.ip));
+                }
             }
         }
         let ports = ss.ports.as_deref().unwrap_or_default();
@@ -165,6 +176,7 @@ fn fully_qualified_domain_name(path: &str, name: &str) -> Vec<FieldError> {
 /// discovery `ValidateEndpointSlice` beyond metadata.
 fn endpoint_slice(es: EndpointSlice) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    let special_ok = is_api_server_own(&es.metadata);
     let types = ["FQDN", "IPv4", "IPv6"];
     match es.address_type.as_str() {
         "" => errs.push(FieldError::required("addressType", "")),
@@ -188,7 +200,11 @@ fn endpoint_slice(es: EndpointSlice) -> Vec<FieldError> {
                     "IPv4" | "IPv6" => {
                         let want_v6 = es.address_type == "IPv6";
                         match parse_ip_sloppy(a) {
-                            Some(ip) if ip.is_ipv6() == want_v6 => errs.extend(validate_non_special_ip(&p, a)),
+                            Some(ip) if ip.is_ipv6() == want_v6 => {
+                                if !special_ok {
+                                    errs.extend(validate_non_special_ip(&p, a));
+                                }
+                            }
                             _ => errs.push(FieldError::invalid(p.as_str(), a.as_str(), format!("must be a valid {} address", es.address_type))),
                         }
                     }

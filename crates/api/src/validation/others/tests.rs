@@ -70,6 +70,14 @@ fn endpoints() {
 }
 
 #[test]
+fn the_api_servers_own_endpoints_may_be_loopback() {
+    assert!(create("", "endpoints", json!({"metadata": {"name": "kubernetes", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]})).is_empty());
+    assert!(create("discovery.k8s.io", "endpointslices", json!({"metadata": {"name": "kubernetes", "namespace": "default"}, "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"]}], "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]})).is_empty());
+}
+
+#[test]
 fn endpoint_slices() {
     assert!(create("discovery.k8s.io", "endpointslices", json!({"metadata": {"name": "s", "namespace": "d"}, "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}], "ports": [{"name": "", "port": 80, "protocol": "TCP"}]})).is_empty());
