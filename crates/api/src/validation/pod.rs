@@ -383,7 +383,13 @@ fn diff_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
 /// deviation: `spec.nodeName` may go from unset to set, which is how Portico's
 /// scheduler binds (upstream uses the `binding` subresource).
 pub fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
-    let (np, op): (Pod, Pod) = match (fields::decode(new), fields::decode(old)) {
+    // Upstream decodes stored objects with defaulting; do the same for `old` so
+    // objects stored before a default existed compare equal.
+    let mut old = old.clone();
+    if let Some(pods) = crate::resources::find("", "v1", "pods") {
+        crate::defaults::apply_defaults(pods, &mut old);
+    }
+    let (np, op): (Pod, Pod) = match (fields::decode(new), fields::decode(&old)) {
         (Ok(n), Ok(o)) => (n, o),
         (Err(e), _) | (_, Err(e)) => return e,
     };
