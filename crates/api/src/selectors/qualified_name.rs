@@ -73,6 +73,11 @@ pub fn is_dns1123_label(value: &str) -> Vec<String> {
         errs.push(max_len_error(QUALIFIED_NAME_MAX_LENGTH));
     }
     if !is_dns1123_label_part(value) {
+        if value.split('.').all(is_dns1123_label_part) {
+            // A valid subdomain but not a label: the length was checked above, so it is the dots.
+            errs.push("must not contain dots".to_owned());
+            return errs;
+        }
         let msg = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
         errs.push(regex_error(msg, "[a-z0-9]([-a-z0-9]*[a-z0-9])?", &["my-name", "123-abc"]));
     }
@@ -99,7 +104,7 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
     if port.len() > 15 {
         errs.push(max_len_error(15));
     }
-    if !port.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+    if port.is_empty() || !port.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
         errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_owned());
     }
     if !port.bytes().any(|c| c.is_ascii_lowercase()) {
@@ -112,6 +117,41 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
         errs.push("must not begin or end with a hyphen".to_owned());
     }
     errs
+}
+
+/// `IsConfigMapKey`: keys of ConfigMap and Secret data.
+pub fn is_config_map_key(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    if value.is_empty() || !value.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+        let msg = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+        errs.push(regex_error(msg, "[-._a-zA-Z0-9]+", &["key.name", "KEY_NAME", "key-name"]));
+    }
+    if value == "." {
+        errs.push("must not be '.'".to_owned());
+    } else if value == ".." {
+        errs.push("must not be '..'".to_owned());
+    } else if value.starts_with("..") {
+        errs.push("must not start with '..'".to_owned());
+    }
+    errs
+}
+
+/// `maskTrailingDash`: how a `generateName` prefix ending in `-` is checked.
+/// Upstream drops the last *two* characters and appends `a`; reproduced as is
+/// because it decides which prefixes validate.
+pub fn mask_trailing_dash(name: &str) -> String {
+    match name.strip_suffix('-') {
+        Some(rest) if name.len() > 1 => {
+            let mut cut = rest.to_owned();
+            cut.pop();
+            cut.push('a');
+            cut
+        }
+        _ => name.to_owned(),
+    }
 }
 
 /// `IsQualifiedName`: `[prefix/]name` where prefix is a DNS subdomain (label keys).
@@ -193,6 +233,27 @@ mod tests {
                 "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
             ]
         );
+    }
+
+    #[test]
+    fn dns_labels_subdomains_and_keys() {
+        assert_eq!(is_dns1123_label("a.b"), ["must not contain dots"]);
+        assert_eq!(
+            is_dns1123_label("A"),
+            ["a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]
+        );
+        assert_eq!(is_dns1123_label(&"a".repeat(64)), ["must be no more than 63 characters"]);
+        assert_eq!(is_dns1035_label(&"a".repeat(64)), ["must be no more than 63 characters"]);
+        assert!(is_dns1035_label("a-1").is_empty());
+        assert_eq!(is_valid_port_name(""), ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)", "must contain at least one letter (a-z)"]);
+        assert_eq!(
+            is_config_map_key("a b"),
+            ["a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"]
+        );
+        assert_eq!(is_config_map_key(".."), ["must not be '..'"]);
+        assert_eq!(is_config_map_key("..a"), ["must not start with '..'"]);
+        assert_eq!(mask_trailing_dash("web-"), "wea");
+        assert_eq!(mask_trailing_dash("-"), "-");
     }
 
     #[test]

@@ -1,213 +1,136 @@
-//! `ValidateService` / `ValidateServiceUpdate` and the registry's
-//! type-change preparation (`dropTypeDependentFields`).
+//! `ValidateService` (`pkg/apis/core/validation/validation.go`): ports,
+//! types, session affinity, IPs, LoadBalancer fields and traffic policies.
+//! The update rules and the registry's type-change preparation live in
+//! `service/update.rs`; cluster IP rules in `service/ips.rs`.
 
-use super::meta::validate_labels;
-use super::{IP_FORMAT, PORT_RANGE};
-use crate::selectors::qualified_name::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_port_name};
+mod ips;
+mod update;
+
+pub use update::{prepare_service_update, validate_update};
+
+use super::fields::{self, dns1123_label, dns1123_subdomain, opt_str, port_num, port_num_or_name, qualified_name};
+use super::meta::{self, NameRule};
+use super::net::{validate_cidr, validate_ip, validate_non_special_ip};
 use crate::status::{BadValue, FieldError};
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use serde_json::Value;
-use std::net::IpAddr;
+use std::collections::HashSet;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-const MAX_AFFINITY_SECONDS: i64 = 86400;
+const AFFINITIES: &[&str] = &["ClientIP", "None"];
+const TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
+/// `core.MaxClientIPServiceAffinitySeconds`.
+const MAX_AFFINITY_SECONDS: i32 = 86400;
+const TOPOLOGY_MODE: &str = "service.kubernetes.io/topology-mode";
+const TOPOLOGY_HINTS: &str = "service.kubernetes.io/topology-aware-hints";
+const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
+const LB_ONLY: &str = "may only be used when `type` is 'LoadBalancer'";
 
-fn s<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+fn ty(spec: &ServiceSpec) -> &str {
+    spec.type_.as_deref().unwrap_or("")
 }
 
-fn strings(v: &Value, p: &str) -> Vec<String> {
-    v.pointer(p).and_then(Value::as_array).map(|a| a.iter().map(|x| x.as_str().unwrap_or("").to_owned()).collect()).unwrap_or_default()
+/// `isHeadlessService`: exactly one clusterIP, `None`.
+fn is_headless(spec: &ServiceSpec) -> bool {
+    spec.cluster_ips.as_deref().is_some_and(|ips| ips.len() == 1 && ips[0] == "None")
 }
 
-fn is_headless(svc: &Value) -> bool {
-    s(svc, "/spec/clusterIP") == "None"
+/// `apiservice.ExternallyAccessible`.
+fn externally_accessible(spec: &ServiceSpec) -> bool {
+    matches!(ty(spec), "LoadBalancer" | "NodePort") || (ty(spec) == "ClusterIP" && spec.external_ips.as_ref().is_some_and(|a| !a.is_empty()))
 }
 
-fn externally_accessible(svc: &Value) -> bool {
-    matches!(s(svc, "/spec/type"), "NodePort" | "LoadBalancer")
-        || (s(svc, "/spec/type") == "ClusterIP" && svc.pointer("/spec/externalIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty()))
+/// `apiservice.NeedsHealthCheck`.
+fn needs_health_check(spec: &ServiceSpec) -> bool {
+    ty(spec) == "LoadBalancer" && spec.external_traffic_policy.as_deref() == Some("Local")
 }
 
-fn needs_health_check(svc: &Value) -> bool {
-    s(svc, "/spec/type") == "LoadBalancer" && s(svc, "/spec/externalTrafficPolicy") == "Local"
-}
-
-/// Go's `%#v` of a `core.ServicePort` key, as upstream prints duplicate ports.
-fn port_key_dump(protocol: &str, port: i64) -> String {
+/// Go's `%#v` of the `core.ServicePort{Protocol, Port}` key upstream reports for duplicate ports.
+fn port_key_dump(protocol: &str, port: i32) -> String {
     format!(
-        "core.ServicePort{{Name:\"\", Protocol:\"{protocol}\", AppProtocol:(*string)(nil), Port:{port}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}"
+        "core.ServicePort{{Name:\"\", Protocol:{}, AppProtocol:(*string)(nil), Port:{port}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}",
+        crate::status::go_quote(protocol)
     )
 }
 
-fn validate_port(p: &Value, require_name: bool, headless: bool, names: &mut Vec<String>, path: &str) -> Vec<FieldError> {
-    let _ = headless;
+/// `validateServicePort`.
+fn validate_port(sp: &ServicePort, require_name: bool, names: &mut HashSet<String>, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+    let name = sp.name.as_deref().unwrap_or("");
     if require_name && name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));
     } else if !name.is_empty() {
-        for msg in is_dns1123_label(name) {
-            errs.push(FieldError::invalid(format!("{path}.name"), name, msg));
-        }
-        if names.iter().any(|n| n == name) {
+        errs.extend(dns1123_label(name, &format!("{path}.name")));
+        if !names.insert(name.to_owned()) {
             errs.push(FieldError::duplicate(format!("{path}.name"), name));
-        } else {
-            names.push(name.to_owned());
         }
     }
-    let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
-    if !(1..=65535).contains(&port) {
-        errs.push(FieldError::invalid(format!("{path}.port"), port, PORT_RANGE));
-    }
-    match p.get("protocol").and_then(Value::as_str).unwrap_or("") {
+    errs.extend(port_num(sp.port, &format!("{path}.port")));
+    match sp.protocol.as_deref().unwrap_or("") {
         "" => errs.push(FieldError::required(format!("{path}.protocol"), "")),
-        proto if !PROTOCOLS.contains(&proto) => errs.push(FieldError::not_supported(format!("{path}.protocol"), proto, PROTOCOLS)),
+        p if !PROTOCOLS.contains(&p) => errs.push(FieldError::not_supported(format!("{path}.protocol"), p, PROTOCOLS)),
         _ => {}
     }
-    match p.get("targetPort") {
-        Some(Value::Number(n)) => {
-            let t = n.as_i64().unwrap_or(0);
-            if !(1..=65535).contains(&t) {
-                errs.push(FieldError::invalid(format!("{path}.targetPort"), t, PORT_RANGE));
-            }
-        }
-        Some(Value::String(t)) => {
-            for msg in is_valid_port_name(t) {
-                errs.push(FieldError::invalid(format!("{path}.targetPort"), t.as_str(), msg));
-            }
-        }
-        _ => {}
-    }
-    if let Some(ap) = p.get("appProtocol").and_then(Value::as_str) {
-        for msg in is_qualified_name(ap) {
-            errs.push(FieldError::invalid(format!("{path}.appProtocol"), ap, msg));
-        }
+    errs.extend(port_num_or_name(sp.target_port.as_ref(), &format!("{path}.targetPort")));
+    if let Some(ap) = &sp.app_protocol {
+        errs.extend(qualified_name(ap, &format!("{path}.appProtocol")));
     }
     errs
 }
 
-fn validate_cluster_ips(svc: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    if s(svc, "/spec/type") == "ExternalName" {
-        return errs;
-    }
-    let ip = s(svc, "/spec/clusterIP");
-    let ips = strings(svc, "/spec/clusterIPs");
-    if !ip.is_empty() {
-        if ips.is_empty() {
-            errs.push(FieldError::required("spec.clusterIPs", ""));
-        } else if ips[0] != ip {
-            errs.push(FieldError::invalid("spec.clusterIPs", BadValue::string_slice(&ips), "first value must match `clusterIP`"));
+fn validate_type_specific(spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
+    let first_ip = || spec.cluster_ips.as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();
+    match ty(spec) {
+        "LoadBalancer" if is_headless(spec) => {
+            errs.push(FieldError::invalid("spec.clusterIPs[0]", first_ip(), "may not be set to 'None' for LoadBalancer services"));
         }
-    } else if !ips.is_empty() {
-        errs.push(FieldError::invalid("spec.clusterIPs", BadValue::string_slice(&ips), "must be empty when `clusterIP` is not specified"));
-    }
-    let families = strings(svc, "/spec/ipFamilies");
-    for (i, f) in families.iter().enumerate() {
-        if !matches!(f.as_str(), "IPv4" | "IPv6") {
-            errs.push(FieldError::not_supported(format!("spec.ipFamilies[{i}]"), f.as_str(), &["IPv4", "IPv6"]));
-        }
-        if families[..i].contains(f) {
-            errs.push(FieldError::duplicate(format!("spec.ipFamilies[{i}]"), f.as_str()));
-        }
-    }
-    if let Some(policy) = svc.pointer("/spec/ipFamilyPolicy").and_then(Value::as_str)
-        && !matches!(policy, "SingleStack" | "PreferDualStack" | "RequireDualStack") {
-            errs.push(FieldError::not_supported("spec.ipFamilyPolicy", policy, &["PreferDualStack", "RequireDualStack", "SingleStack"]));
-        }
-    for (i, ip) in ips.iter().enumerate() {
-        if i == 0 && ip == "None" {
-            if ips.len() > 1 {
-                errs.push(FieldError::invalid("spec.clusterIPs", BadValue::string_slice(&ips), "'None' must be the first and only value"));
-            }
-            continue;
-        }
-        if ip.parse::<IpAddr>().is_err() {
-            errs.push(FieldError::invalid(format!("spec.clusterIPs[{i}]"), ip.as_str(), IP_FORMAT));
-        }
-    }
-    if ips.len() > 2 {
-        errs.push(FieldError::invalid("spec.clusterIPs", BadValue::string_slice(&ips), "may only hold up to 2 values"));
-    }
-    if !errs.is_empty() {
-        return errs;
-    }
-    if ips.len() > 1 {
-        let v6: Vec<bool> = ips.iter().filter_map(|i| i.parse::<IpAddr>().ok()).map(|a| a.is_ipv6()).collect();
-        if v6.len() == 2 && v6[0] == v6[1] {
-            errs.push(FieldError::invalid("spec.clusterIPs", BadValue::string_slice(&ips), "may specify no more than one IP for each IP family"));
-        }
-    }
-    if !is_headless(svc) {
-        for (i, (ip, fam)) in ips.iter().zip(families.iter()).enumerate() {
-            let is_v6 = ip.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6());
-            if fam == "IPv4" && is_v6 {
-                errs.push(FieldError::invalid(format!("spec.clusterIPs[{i}]"), ip.as_str(), format!("expected an IPv4 value as indicated by `ipFamilies[{i}]`")));
-            }
-            if fam == "IPv6" && !is_v6 {
-                errs.push(FieldError::invalid(format!("spec.clusterIPs[{i}]"), ip.as_str(), format!("expected an IPv6 value as indicated by `ipFamilies[{i}]`")));
-            }
-        }
-    }
-    errs
-}
-
-/// `ValidateService` (without the ObjectMeta part, done by the caller).
-pub fn validate(svc: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let ty = s(svc, "/spec/type");
-    let ports: Vec<Value> = svc.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
-    if ports.is_empty() && !is_headless(svc) && ty != "ExternalName" {
-        errs.push(FieldError::required("spec.ports", ""));
-    }
-    let ips = strings(svc, "/spec/clusterIPs");
-    match ty {
-        "LoadBalancer" if is_headless(svc) => {
-            errs.push(FieldError::invalid("spec.clusterIPs[0]", ips.first().map_or("None", String::as_str), "may not be set to 'None' for LoadBalancer services"));
-        }
-        "NodePort" if is_headless(svc) => {
-            errs.push(FieldError::invalid("spec.clusterIPs[0]", ips.first().map_or("None", String::as_str), "may not be set to 'None' for NodePort services"));
+        "NodePort" if is_headless(spec) => {
+            errs.push(FieldError::invalid("spec.clusterIPs[0]", first_ip(), "may not be set to 'None' for NodePort services"));
         }
         "ExternalName" => {
-            if !ips.is_empty() || !s(svc, "/spec/clusterIP").is_empty() {
+            if spec.cluster_ips.as_ref().is_some_and(|a| !a.is_empty()) {
                 errs.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
             }
-            if svc.pointer("/spec/ipFamilies").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            if spec.ip_families.as_ref().is_some_and(|a| !a.is_empty()) {
                 errs.push(FieldError::forbidden("spec.ipFamilies", "may not be set for ExternalName services"));
             }
-            if svc.pointer("/spec/ipFamilyPolicy").is_some_and(|v| !v.is_null()) {
+            if spec.ip_family_policy.is_some() {
                 errs.push(FieldError::forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services"));
             }
-            let name = s(svc, "/spec/externalName");
+            // The value (a CNAME) may have a trailing dot to denote it as fully qualified.
+            let name = spec.external_name.as_deref().unwrap_or("");
             let cname = name.strip_suffix('.').unwrap_or(name);
             if cname.is_empty() {
                 errs.push(FieldError::required("spec.externalName", ""));
             } else {
-                for msg in is_dns1123_subdomain(cname) {
-                    errs.push(FieldError::invalid("spec.externalName", cname, msg));
-                }
+                errs.extend(dns1123_subdomain(cname, "spec.externalName"));
             }
         }
         _ => {}
     }
-    let mut names = Vec::new();
-    for (i, p) in ports.iter().enumerate() {
-        errs.extend(validate_port(p, ports.len() > 1, is_headless(svc), &mut names, &format!("spec.ports[{i}]")));
+}
+
+fn validate_session_affinity(spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
+    let affinity = spec.session_affinity.as_deref().unwrap_or("");
+    if affinity.is_empty() {
+        errs.push(FieldError::required("spec.sessionAffinity", ""));
+    } else if !AFFINITIES.contains(&affinity) {
+        errs.push(FieldError::not_supported("spec.sessionAffinity", affinity, AFFINITIES));
     }
-    errs.extend(validate_labels(svc.pointer("/spec/selector"), "spec.selector"));
-    match s(svc, "/spec/sessionAffinity") {
-        "" => errs.push(FieldError::required("spec.sessionAffinity", "")),
+    match affinity {
         "ClientIP" => {
+            // validateClientIPAffinityConfig
             let when = "when session affinity type is ClientIP";
-            match svc.pointer("/spec/sessionAffinityConfig") {
-                None | Some(Value::Null) => errs.push(FieldError::required("spec.sessionAffinityConfig", when)),
-                Some(c) => match c.get("clientIP") {
-                    None | Some(Value::Null) => errs.push(FieldError::required("spec.sessionAffinityConfig.clientIP", when)),
-                    Some(cip) => match cip.get("timeoutSeconds").and_then(Value::as_i64) {
-                        None => errs.push(FieldError::required("spec.sessionAffinityConfig.clientIP.timeoutSeconds", when)),
+            let path = "spec.sessionAffinityConfig";
+            match &spec.session_affinity_config {
+                None => errs.push(FieldError::required(path, when)),
+                Some(c) => match &c.client_ip {
+                    None => errs.push(FieldError::required(format!("{path}.clientIP"), when)),
+                    Some(cip) => match cip.timeout_seconds {
+                        None => errs.push(FieldError::required(format!("{path}.clientIP.timeoutSeconds"), when)),
                         Some(t) if t <= 0 || t > MAX_AFFINITY_SECONDS => errs.push(FieldError::invalid(
-                            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                            format!("{path}.clientIP.timeoutSeconds"),
                             t,
                             format!("must be greater than 0 and less than {MAX_AFFINITY_SECONDS}"),
                         )),
@@ -216,195 +139,197 @@ pub fn validate(svc: &Value) -> Vec<FieldError> {
                 },
             }
         }
-        "None" => {
-            if svc.pointer("/spec/sessionAffinityConfig").is_some_and(|v| !v.is_null()) {
-                errs.push(FieldError::forbidden("spec.sessionAffinityConfig", "must not be set when session affinity is None"));
-            }
+        "None" if spec.session_affinity_config.is_some() => {
+            errs.push(FieldError::forbidden("spec.sessionAffinityConfig", "must not be set when session affinity is None"));
         }
-        other => errs.push(FieldError::not_supported("spec.sessionAffinity", other, &["ClientIP", "None"])),
-    }
-    errs.extend(validate_cluster_ips(svc));
-    for (i, ip) in strings(svc, "/spec/externalIPs").iter().enumerate() {
-        let path = format!("spec.externalIPs[{i}]");
-        match ip.parse::<IpAddr>() {
-            Err(_) => errs.push(FieldError::invalid(path, ip.as_str(), IP_FORMAT)),
-            Ok(a) if a.is_unspecified() => errs.push(FieldError::invalid(path, ip.as_str(), "may not be unspecified (0.0.0.0)")),
-            Ok(a) if a.is_loopback() => errs.push(FieldError::invalid(path, ip.as_str(), "may not be in the loopback range (127.0.0.0/8, ::1/128)")),
-            Ok(_) => {}
-        }
-    }
-    match ty {
-        "" => errs.push(FieldError::required("spec.type", "")),
-        t if !TYPES.contains(&t) => errs.push(FieldError::not_supported("spec.type", t, TYPES)),
         _ => {}
     }
-    if ty == "ClusterIP" {
+}
+
+fn validate_node_ports_and_duplicates(spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    if ty(spec) == "ClusterIP" {
         for (i, p) in ports.iter().enumerate() {
-            if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0 {
+            if p.node_port.unwrap_or(0) != 0 {
                 errs.push(FieldError::forbidden(format!("spec.ports[{i}].nodePort"), "may not be used when `type` is 'ClusterIP'"));
             }
         }
     }
-    let proto = |p: &Value| p.get("protocol").and_then(Value::as_str).unwrap_or("").to_owned();
-    let mut node_ports: Vec<(String, i64)> = Vec::new();
+    // Duplicate NodePorts, by (protocol, nodePort).
+    let mut node_ports = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
-        let np = p.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
+        let np = p.node_port.unwrap_or(0);
         if np == 0 {
             continue;
         }
-        let key = (proto(p), np);
-        if node_ports.contains(&key) {
+        if !node_ports.insert((p.protocol.clone().unwrap_or_default(), np)) {
             errs.push(FieldError::duplicate(format!("spec.ports[{i}].nodePort"), np));
         }
-        node_ports.push(key);
     }
-    let mut seen: Vec<(String, i64)> = Vec::new();
+    // Duplicate ports, by (protocol, port).
+    let mut seen = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
-        let key = (proto(p), p.get("port").and_then(Value::as_i64).unwrap_or(0));
-        if seen.contains(&key) {
-            errs.push(FieldError::duplicate(format!("spec.ports[{i}]"), BadValue::Raw(port_key_dump(&key.0, key.1))));
+        let proto = p.protocol.clone().unwrap_or_default();
+        if !seen.insert((proto.clone(), p.port)) {
+            errs.push(FieldError::duplicate(format!("spec.ports[{i}]"), BadValue::Raw(port_key_dump(&proto, p.port))));
         }
-        seen.push(key);
     }
-    if let Some(ranges) = svc.pointer("/spec/loadBalancerSourceRanges").and_then(Value::as_array).filter(|a| !a.is_empty()) {
-        if ty != "LoadBalancer" {
-            errs.push(FieldError::forbidden("spec.LoadBalancerSourceRanges", "may only be used when `type` is 'LoadBalancer'"));
+}
+
+fn validate_load_balancer_fields(svc: &Service, spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
+    let is_lb = ty(spec) == "LoadBalancer";
+    let annotation = svc.metadata.annotations.as_ref().and_then(|a| a.get(SOURCE_RANGES_ANNOTATION));
+    match spec.load_balancer_source_ranges.as_deref() {
+        Some(ranges) if !ranges.is_empty() => {
+            let path = "spec.LoadBalancerSourceRanges";
+            if !is_lb {
+                errs.push(FieldError::forbidden(path, LB_ONLY));
+            }
+            // Space padding is tolerated, a historical accident of the annotation.
+            for (i, r) in ranges.iter().enumerate() {
+                errs.extend(validate_cidr(&format!("{path}[{i}]"), r.trim()));
+            }
         }
-        for (i, r) in ranges.iter().enumerate() {
-            let r = r.as_str().unwrap_or("").trim();
-            if r.parse::<ipnet::IpNet>().is_err() {
-                errs.push(FieldError::invalid(format!("spec.LoadBalancerSourceRanges[{i}]"), r, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"));
+        _ => {
+            if let Some(val) = annotation {
+                let path = format!("metadata.annotations[{SOURCE_RANGES_ANNOTATION}]");
+                if !is_lb {
+                    errs.push(FieldError::forbidden(path.as_str(), LB_ONLY));
+                }
+                let val = val.trim();
+                if !val.is_empty() {
+                    for cidr in val.split(',') {
+                        errs.extend(validate_cidr(&path, cidr.trim()));
+                    }
+                }
             }
         }
     }
-    let alloc_lb = svc.pointer("/spec/allocateLoadBalancerNodePorts").filter(|v| !v.is_null());
-    if alloc_lb.is_some() && ty != "LoadBalancer" {
-        errs.push(FieldError::forbidden("spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"));
+    if spec.allocate_load_balancer_node_ports.is_some() && !is_lb {
+        errs.push(FieldError::forbidden("spec.allocateLoadBalancerNodePorts", LB_ONLY));
     }
-    if ty == "LoadBalancer" && alloc_lb.is_none() {
+    if is_lb && spec.allocate_load_balancer_node_ports.is_none() {
+        // Upstream builds this path without `spec.`.
         errs.push(FieldError::required("allocateLoadBalancerNodePorts", ""));
     }
-    if let Some(class) = svc.pointer("/spec/loadBalancerClass").and_then(Value::as_str) {
-        if ty != "LoadBalancer" {
-            errs.push(FieldError::forbidden("spec.loadBalancerClass", "may only be used when `type` is 'LoadBalancer'"));
+}
+
+/// `validateLoadBalancerClassField`; `old` on update.
+fn validate_load_balancer_class(old: Option<&ServiceSpec>, spec: &ServiceSpec) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if let Some(old) = old
+        && ty(old) == "LoadBalancer"
+        && ty(spec) == "LoadBalancer"
+        && old.load_balancer_class != spec.load_balancer_class
+    {
+        errs.push(FieldError::invalid("spec.loadBalancerClass", opt_str(spec.load_balancer_class.as_ref()), "may not change once set"));
+    }
+    if let Some(class) = &spec.load_balancer_class {
+        if ty(spec) == "LoadBalancer" {
+            errs.extend(qualified_name(class, "spec.loadBalancerClass"));
         } else {
-            for msg in is_qualified_name(class) {
-                errs.push(FieldError::invalid("spec.loadBalancerClass", class, msg));
-            }
+            errs.push(FieldError::forbidden("spec.loadBalancerClass", LB_ONLY));
         }
     }
-    let etp = s(svc, "/spec/externalTrafficPolicy");
-    if !externally_accessible(svc) {
+    errs
+}
+
+fn validate_traffic_policies(spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
+    let etp = spec.external_traffic_policy.as_deref().unwrap_or("");
+    if !externally_accessible(spec) {
         if !etp.is_empty() {
             errs.push(FieldError::invalid("spec.externalTrafficPolicy", etp, "may only be set for externally-accessible services"));
         }
     } else if etp.is_empty() {
         errs.push(FieldError::required("spec.externalTrafficPolicy", ""));
-    } else if !matches!(etp, "Cluster" | "Local") {
-        errs.push(FieldError::not_supported("spec.externalTrafficPolicy", etp, &["Cluster", "Local"]));
+    } else if !TRAFFIC_POLICIES.contains(&etp) {
+        errs.push(FieldError::not_supported("spec.externalTrafficPolicy", etp, TRAFFIC_POLICIES));
     }
-    let hc = svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64).unwrap_or(0);
-    if !needs_health_check(svc) {
+    let hc = spec.health_check_node_port.unwrap_or(0);
+    if !needs_health_check(spec) {
         if hc != 0 {
-            errs.push(FieldError::invalid("spec.healthCheckNodePort", hc, "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"));
+            errs.push(FieldError::invalid(
+                "spec.healthCheckNodePort",
+                hc,
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            ));
         }
     } else if hc == 0 {
         errs.push(FieldError::required("spec.healthCheckNodePort", ""));
-    } else if !(1..=65535).contains(&hc) {
-        errs.push(FieldError::invalid("spec.healthCheckNodePort", hc, PORT_RANGE));
+    } else {
+        errs.extend(port_num(hc, "spec.healthCheckNodePort"));
     }
-    match svc.pointer("/spec/internalTrafficPolicy").and_then(Value::as_str) {
-        None if matches!(ty, "ClusterIP" | "NodePort" | "LoadBalancer") => {
-            errs.push(FieldError::required("spec.internalTrafficPolicy", "must be specified"));
+    match spec.internal_traffic_policy.as_deref() {
+        None if matches!(ty(spec), "NodePort" | "LoadBalancer" | "ClusterIP") => {
+            errs.push(FieldError::required("spec.internalTrafficPolicy", ""));
         }
-        Some(itp) if !matches!(itp, "Cluster" | "Local") => errs.push(FieldError::not_supported("spec.internalTrafficPolicy", itp, &["Cluster", "Local"])),
+        Some(itp) if !TRAFFIC_POLICIES.contains(&itp) => {
+            errs.push(FieldError::not_supported("spec.internalTrafficPolicy", itp, TRAFFIC_POLICIES));
+        }
         _ => {}
     }
-    if let Some(td) = svc.pointer("/spec/trafficDistribution").and_then(Value::as_str)
-        && td != "PreferClose" {
-            errs.push(FieldError::not_supported("spec.trafficDistribution", td, &["PreferClose"]));
+    if let Some(td) = spec.traffic_distribution.as_deref()
+        && td != "PreferClose"
+    {
+        errs.push(FieldError::not_supported("spec.trafficDistribution", td, &["PreferClose"]));
+    }
+}
+
+/// `ValidateService` on a typed Service (metadata included).
+fn validate_typed(svc: &Service) -> Vec<FieldError> {
+    let mut errs = meta::validate_object_meta(&svc.metadata, true, NameRule::Dns1035Label);
+    let annotations = svc.metadata.annotations.as_ref();
+    if let (Some(mode), Some(hints)) = (annotations.and_then(|a| a.get(TOPOLOGY_MODE)), annotations.and_then(|a| a.get(TOPOLOGY_HINTS)))
+        && mode != hints
+    {
+        errs.push(FieldError::invalid(
+            format!("metadata.annotations[{TOPOLOGY_MODE}]"),
+            mode.as_str(),
+            format!("must match annotations[{TOPOLOGY_HINTS}] when both are specified"),
+        ));
+    }
+    let empty = ServiceSpec::default();
+    let spec = svc.spec.as_ref().unwrap_or(&empty);
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    if ports.is_empty() && !is_headless(spec) && ty(spec) != "ExternalName" {
+        errs.push(FieldError::required("spec.ports", ""));
+    }
+    validate_type_specific(spec, &mut errs);
+    let mut names = HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        errs.extend(validate_port(p, ports.len() > 1, &mut names, &format!("spec.ports[{i}]")));
+    }
+    if spec.selector.is_some() {
+        errs.extend(fields::labels(spec.selector.as_ref(), "spec.selector"));
+    }
+    validate_session_affinity(spec, &mut errs);
+    errs.extend(ips::validate_cluster_ips_related_fields(spec));
+    for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
+        let path = format!("spec.externalIPs[{i}]");
+        let syntax = validate_ip(&path, ip);
+        if syntax.is_empty() {
+            errs.extend(validate_non_special_ip(&path, ip));
+        } else {
+            errs.extend(syntax);
         }
+    }
+    match ty(spec) {
+        "" => errs.push(FieldError::required("spec.type", "")),
+        t if !TYPES.contains(&t) => errs.push(FieldError::not_supported("spec.type", t, TYPES)),
+        _ => {}
+    }
+    validate_node_ports_and_duplicates(spec, &mut errs);
+    validate_load_balancer_fields(svc, spec, &mut errs);
+    errs.extend(validate_load_balancer_class(None, spec));
+    validate_traffic_policies(spec, &mut errs);
     errs
 }
 
-/// `ValidateServiceUpdate`'s own checks (the caller adds `validate`).
-pub fn validate_update(new: &Value, old: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    if s(old, "/spec/type") == "ExternalName" || s(new, "/spec/type") == "ExternalName" {
-        return errs;
-    }
-    let (old_ips, new_ips) = (strings(old, "/spec/clusterIPs"), strings(new, "/spec/clusterIPs"));
-    if old_ips.first().map(String::as_str) == Some("None") && new_ips.first().map(String::as_str) == Some("None") {
-        return errs;
-    }
-    match (old_ips.first(), new_ips.first()) {
-        (Some(_), None) => errs.push(FieldError::invalid("spec.clusterIPs[0]", BadValue::string_slice(&new_ips), "primary clusterIP can not be unset")),
-        (Some(o), Some(n)) if o != n => errs.push(FieldError::invalid("spec.clusterIPs[0]", BadValue::string_slice(&new_ips), "may not change once set")),
-        _ => {}
-    }
-    if s(old, "/spec/type") == "LoadBalancer" && s(new, "/spec/type") == "LoadBalancer" {
-        let (o, n) = (old.pointer("/spec/loadBalancerClass"), new.pointer("/spec/loadBalancerClass"));
-        if o != n {
-            errs.push(FieldError::invalid("spec.loadBalancerClass", n.and_then(Value::as_str).unwrap_or(""), "may not change once set"));
-        }
-    }
-    errs
-}
-
-/// Before validating an update: clear fields the new type does not use when
-/// the user left them as they were (upstream `dropTypeDependentFields`).
-pub fn prepare_service_update(new: &mut Value, old: &Value) {
-    let unchanged = |f: &str, new: &Value| new.pointer(&format!("/spec/{f}")) == old.pointer(&format!("/spec/{f}"));
-    let Some(spec) = new.get("spec").cloned() else { return };
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
-    let remove = |new: &mut Value, f: &str| {
-        if let Some(m) = new.get_mut("spec").and_then(Value::as_object_mut) {
-            m.remove(f);
-        }
-    };
-    if ty == "ExternalName" && s(old, "/spec/type") != "ExternalName" {
-        for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-            if unchanged(f, new) {
-                remove(new, f);
-            }
-        }
-    }
-    let needs_node_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
-    let had_node_ports = matches!(s(old, "/spec/type"), "NodePort" | "LoadBalancer");
-    if had_node_ports && !needs_node_ports && unchanged("ports", new)
-        && let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                p.remove("nodePort");
-            }
-        }
-    if had_node_ports && !needs_node_ports && !unchanged("ports", new) {
-        // Node ports the user did not touch go with the type.
-        let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
-        if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-            for p in ports.iter_mut() {
-                let np = p.get("nodePort").cloned();
-                if np.is_some() && old_ports.iter().any(|o| o.get("nodePort") == np.as_ref())
-                    && let Some(m) = p.as_object_mut() {
-                        m.remove("nodePort");
-                    }
-            }
-        }
-    }
-    if !needs_health_check(new) && unchanged("healthCheckNodePort", new) {
-        remove(new, "healthCheckNodePort");
-    }
-    if ty != "LoadBalancer" {
-        for f in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
-            if unchanged(f, new) {
-                remove(new, f);
-            }
-        }
-    }
-    if !externally_accessible(new) && unchanged("externalTrafficPolicy", new) {
-        remove(new, "externalTrafficPolicy");
-    }
-    if ty == "ExternalName" && unchanged("internalTrafficPolicy", new) {
-        remove(new, "internalTrafficPolicy");
+/// `ValidateService` (create): metadata and spec.
+pub fn validate(obj: &Value) -> Vec<FieldError> {
+    match fields::decode::<Service>(obj) {
+        Ok(svc) => validate_typed(&svc),
+        Err(e) => e,
     }
 }
 
