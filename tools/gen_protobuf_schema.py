@@ -2,11 +2,19 @@
 """Generates crates/apiserver/src/protobuf_body/schema.rs: the protobuf field
 tables of the Kubernetes kinds Portico accepts as protobuf request bodies.
 
-Field numbers and wire types come from the k8s-pb crate's prost attributes;
-JSON field names from k8s-openapi's serde field names (both are generated from
-the same upstream Go types). Run after changing either crate version:
+Field numbers and wire types come from the k8s-pb crate's prost attributes.
+JSON names, whether a zero value is kept in JSON (pointer fields and fields
+without `omitempty`) and inlined structs (`json:",inline"`) come from the
+upstream Go types (`k8s.io/api` and `k8s.io/apimachinery` `types.go`, read
+by protobuf field number from their struct tags); k8s-openapi's serde names
+are the fallback. Run after changing a crate version:
 
-    python3 tools/gen_protobuf_schema.py > crates/apiserver/src/protobuf_body/schema.rs
+    GO_TYPES=/tmp/k8s-go-types python3 tools/gen_protobuf_schema.py > crates/apiserver/src/protobuf_body/schema.rs
+
+where GO_TYPES holds `api/<group>/v1/types.go` (core, apps, networking,
+coordination, discovery, events) and `apimachinery/pkg/apis/meta/v1/types.go`
+of the matching Kubernetes release (`git show v0.35.7:core/v1/types.go` in
+kubernetes/api, and so on).
 """
 import glob, os, re, sys
 
@@ -29,6 +37,32 @@ SPECIAL = {
     "apimachinery.pkg.runtime.RawExtension": "RawJson",
     "apimachinery.pkg.apis.meta.v1.FieldsV1": "RawJson",
 }
+
+GO = os.environ.get("GO_TYPES", "/tmp/k8s-go-types")
+
+# Go struct fields by (protobuf module, struct) -> {tag: (json name, keep zero, inline)}.
+go_fields = {}
+for path in glob.glob(GO + "/**/types.go", recursive=True):
+    rel = os.path.relpath(os.path.dirname(path), GO).split(os.sep)
+    module = "api." + ".".join(rel[1:]) if rel[0] == "api" else "apimachinery." + ".".join(rel[1:])
+    src = open(path).read()
+    for m in re.finditer(r"^type (\w+) struct \{\n(.*?)^\}", src, re.S | re.M):
+        fields = {}
+        for line in m.group(2).splitlines():
+            f = re.match(r"^\t([\w.]+)(?:\s+([^\s`]+))?\s+`([^`]*)`", line)
+            if not f:
+                continue
+            ty, tag = f.group(2), f.group(3)
+            js = re.search(r'json:"([^"]*)"', tag)
+            pb = re.search(r'protobuf:"\w+,(\d+),', tag)
+            if not js or not pb:
+                continue
+            opts = js.group(1).split(",")
+            inline = "inline" in opts[1:]
+            pointer = ty is not None and ty.startswith("*")
+            keep = pointer or "omitempty" not in opts[1:]
+            fields[int(pb.group(1))] = (opts[0], keep, inline)
+        go_fields[(module, m.group(1).lower())] = fields
 
 # JSON names by k8s-openapi struct, and globally.
 json_by_struct, json_global = {}, {}
@@ -122,7 +156,13 @@ for q in sorted(needed):
     rows = []
     for tag, fname, attr, ty in sorted(fields):
         k, target = kind_of(module, attr, ty)
-        js = names.get(fname) or json_global.get(fname) or camel(fname)
+        go = go_fields.get((module, struct.lower()), {}).get(tag)
+        if go is None:
+            print(f"no Go field for {module}.{struct} tag {tag} ({fname})", file=sys.stderr)
+        js = go[0] if go else (names.get(fname) or json_global.get(fname) or camel(fname))
+        keep = "true" if go and go[1] and not target and not k.startswith(("Repeated", "Map")) else "false"
+        if go and go[2]:
+            js = ""
         if target:
             tk = SPECIAL.get(target)
             if tk and k == "Message":
@@ -145,7 +185,7 @@ for q in sorted(needed):
             kind = "Kind::MapOf(&Kind::Bytes)"
         else:
             kind = f"Kind::{k}"
-        rows.append(f'    Field {{ tag: {tag}, name: "{js}", kind: {kind} }},')
+        rows.append(f'    Field {{ tag: {tag}, name: "{js}", keep_zero: {keep}, kind: {kind} }},')
     print(f"pub static {rust_ident(q)}: Msg = Msg {{ name: \"{struct}\", fields: &[")
     print("\n".join(rows))
     print("]};")

@@ -2,8 +2,12 @@
 //! time as kube-apiserver does (not by a controller).
 
 mod bitmap;
+mod families;
 mod ranges;
+mod repair;
 mod service;
+mod spec;
 
 pub use ranges::{ClusterIpAllocator, NodePortAllocator, RangeError};
-pub use service::{AllocError, AllocTxn, Allocators, allocate_service, release_service, repair};
+pub use repair::repair;
+pub use service::{AllocError, AllocTxn, Allocators, allocate_service, release_service};

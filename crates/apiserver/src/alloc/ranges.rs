@@ -3,6 +3,7 @@
 use super::bitmap::{Bitmap, random_u64};
 use ipnet::IpNet;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 
 /// Why an allocation failed (texts are upstream's).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +28,18 @@ pub struct ClusterIpAllocator {
     static_band: u64,
 }
 
+/// Upstream `calculateRangeOffset`: the size of the lower band kept for
+/// user-chosen values, `min(max(min, size/step), max)`, none for tiny ranges.
+fn static_band(size: u64, min: u64, step: u64, max: u64) -> u64 {
+    if size <= min { 0 } else { (size / step).clamp(min, max) }
+}
+
+/// Upstream's `randomScanStrategyWithOffset`: a random free offset in the
+/// upper band `band..size`, else one in the lower band.
+fn pick(bits: &Bitmap, band: u64) -> Option<u64> {
+    bits.find_free(band, bits.size(), random_u64()).or_else(|| bits.find_free(0, band, random_u64()))
+}
+
 fn to_u128(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v) => u32::from(v).into(),
@@ -35,17 +48,16 @@ fn to_u128(ip: IpAddr) -> u128 {
 }
 
 impl ClusterIpAllocator {
-    /// All addresses of `cidr` except the network address (and broadcast for IPv4).
+    /// All addresses of `cidr` except the network address (and broadcast
+    /// for IPv4); IPv6 ranges are capped at 65536 addresses as upstream.
     pub fn new(cidr: IpNet) -> Self {
         let host_bits = u32::from(cidr.max_prefix_len() - cidr.prefix_len());
-        let total: u128 = if host_bits >= 64 { u128::from(u64::MAX) } else { 1u128 << host_bits };
+        let range_size: u128 = if host_bits >= 64 { u128::from(u64::MAX) } else { 1u128 << host_bits };
         let size = match cidr {
-            IpNet::V4(_) => total.saturating_sub(2),
-            // Upstream caps IPv6 bitmaps; 2^16 addresses are plenty here.
-            IpNet::V6(_) => total.saturating_sub(1).min(1 << 16),
+            IpNet::V4(_) => range_size.saturating_sub(2),
+            IpNet::V6(_) => range_size.min(1 << 16).saturating_sub(1),
         } as u64;
-        // Upstream reserves the lower part of the range for static (user-chosen) IPs.
-        let static_band = (size / 16).clamp(16, 256).min(size);
+        let static_band = static_band(range_size.min(u128::from(u64::MAX)) as u64, 16, 16, 256).min(size);
         Self { cidr, base: to_u128(cidr.network()) + 1, bits: Bitmap::new(size), static_band }
     }
 
@@ -80,12 +92,7 @@ impl ClusterIpAllocator {
 
     /// Allocates any free address, preferring the dynamic (upper) band.
     pub fn allocate_next(&mut self) -> Result<IpAddr, RangeError> {
-        let size = self.bits.size();
-        let off = self
-            .bits
-            .find_free(self.static_band, size, random_u64())
-            .or_else(|| self.bits.find_free(0, self.static_band, random_u64()))
-            .ok_or(RangeError::Full)?;
+        let off = pick(&self.bits, self.static_band).ok_or(RangeError::Full)?;
         self.bits.set(off);
         Ok(self.addr(off))
     }
@@ -114,12 +121,16 @@ pub struct NodePortAllocator {
     first: u16,
     last: u16,
     bits: Bitmap,
+    static_band: u64,
 }
 
 impl NodePortAllocator {
-    /// Ports `first..=last`.
-    pub fn new(first: u16, last: u16) -> Self {
-        Self { first, last, bits: Bitmap::new(u64::from(last.saturating_sub(first)) + 1) }
+    /// The ports of `range` (kube-apiserver's default is `30000..=32767`).
+    pub fn new(range: RangeInclusive<u16>) -> Self {
+        let (first, last) = (*range.start(), *range.end());
+        let size = if last < first { 0 } else { u64::from(last - first) + 1 };
+        // Upstream reserves the lower band (min 16, size/32, max 128) for user-chosen ports.
+        Self { first, last, bits: Bitmap::new(size), static_band: static_band(size, 16, 32, 128) }
     }
 
     /// The range as `first-last`.
@@ -139,9 +150,9 @@ impl NodePortAllocator {
         if self.bits.set(off) { Ok(()) } else { Err(RangeError::Allocated("port")) }
     }
 
-    /// Allocates any free port.
+    /// Allocates any free port, preferring the dynamic (upper) band.
     pub fn allocate_next(&mut self) -> Result<i64, RangeError> {
-        let off = self.bits.find_free(0, self.bits.size(), random_u64()).ok_or(RangeError::Full)?;
+        let off = pick(&self.bits, self.static_band).ok_or(RangeError::Full)?;
         self.bits.set(off);
         Ok(i64::from(self.first) + off as i64)
     }
@@ -156,6 +167,11 @@ impl NodePortAllocator {
     /// Whether a port is allocated.
     pub fn is_allocated(&self, port: i64) -> bool {
         self.offset(port).is_some_and(|o| self.bits.test(o))
+    }
+
+    /// Number of allocated ports.
+    pub fn used(&self) -> u64 {
+        self.bits.used()
     }
 }
 
@@ -196,7 +212,7 @@ mod tests {
 
     #[test]
     fn node_port_messages() {
-        let mut p = NodePortAllocator::new(30000, 32767);
+        let mut p = NodePortAllocator::new(30000..=32767);
         assert_eq!(
             p.allocate(80).expect_err("range").to_string(),
             "provided port is not in the valid range. The range of valid ports is 30000-32767"
@@ -205,5 +221,43 @@ mod tests {
         assert_eq!(p.allocate(30080).expect_err("dup").to_string(), "provided port is already allocated");
         let n = p.allocate_next().expect("next");
         assert!((30000..=32767).contains(&n) && n != 30080);
+    }
+
+    #[test]
+    fn node_ports_prefer_the_upper_band_then_fill_the_lower() {
+        // 2768 ports: the lower 86 (2768/32) are kept for user-chosen ports.
+        let mut p = NodePortAllocator::new(30000..=32767);
+        for _ in 0..200 {
+            assert!(p.allocate_next().expect("dynamic") >= 30086);
+        }
+        // A small range fills both bands; a full one says so.
+        let mut small = NodePortAllocator::new(100..=131);
+        let mut got: Vec<i64> = (0..32).map(|_| small.allocate_next().expect("port")).collect();
+        got.sort_unstable();
+        assert_eq!(got, (100..=131).collect::<Vec<i64>>());
+        assert_eq!(small.allocate_next(), Err(RangeError::Full));
+        assert_eq!(small.used(), 32);
+        small.release(117);
+        assert_eq!(small.allocate_next(), Ok(117));
+    }
+
+    #[test]
+    fn static_band_is_upstream_calculate_range_offset() {
+        assert_eq!(static_band(16, 16, 16, 256), 0);
+        assert_eq!(static_band(32, 16, 16, 256), 16);
+        assert_eq!(static_band(1 << 20, 16, 16, 256), 256);
+        assert_eq!(static_band(4096, 16, 16, 256), 256);
+        assert_eq!(static_band(2048, 16, 16, 256), 128);
+        assert_eq!(static_band(2768, 16, 32, 128), 86);
+        assert_eq!(static_band(65536, 16, 32, 128), 128);
+    }
+
+    #[test]
+    fn ipv6_ranges_exclude_only_the_network_address() {
+        let mut a = ClusterIpAllocator::new("fd00::/120".parse().expect("cidr"));
+        assert!(a.allocate("fd00::".parse().expect("ip")).is_err());
+        a.allocate("fd00::ff".parse().expect("ip")).expect("last address is usable");
+        let big = ClusterIpAllocator::new("fd00::/64".parse().expect("cidr"));
+        assert_eq!(big.bits.size(), 65535);
     }
 }

@@ -1,8 +1,14 @@
 //! Service allocation at create/update time, as kube-apiserver's service
-//! registry does it: ClusterIPs, NodePorts and the health-check NodePort,
-//! with a transaction the caller commits after the store write or reverts.
+//! registry does it (`pkg/registry/core/service/storage/alloc.go`):
+//! ClusterIPs, NodePorts and the health-check NodePort, with a transaction
+//! the caller commits after the store write or reverts.
 
+use super::families::{init_ip_family_fields, matching_prefer_dual_stack, normalize_cluster_ips, patch_cluster_ips};
 use super::ranges::{ClusterIpAllocator, NodePortAllocator, RangeError};
+use super::spec::{
+    PortSpec, health_port, is_headless, needs_cluster_ip, needs_health_check, needs_node_port, node_port_numbers, ports, set_node_port,
+    set_spec, should_allocate_node_ports, spec_str, spec_strings, svc_type,
+};
 use portico_api::status::{BadValue, FieldError};
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -16,12 +22,25 @@ pub struct Allocators {
     pub ports: NodePortAllocator,
 }
 
+impl Allocators {
+    /// Empty allocators over the given ranges.
+    pub fn new(cidr: ipnet::IpNet, node_ports: std::ops::RangeInclusive<u16>) -> Self {
+        Self { ips: ClusterIpAllocator::new(cidr), ports: NodePortAllocator::new(node_ports) }
+    }
+
+    fn family(&self) -> &'static str {
+        if self.ips.cidr().addr().is_ipv4() { "IPv4" } else { "IPv6" }
+    }
+}
+
 /// Why a Service could not be allocated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AllocError {
     /// The user asked for something unavailable (422 with these causes).
+    #[error("{}", portico_api::status::aggregate_message(.0))]
     Invalid(Vec<FieldError>),
-    /// The range is exhausted (500).
+    /// A range is exhausted or the request is inconsistent (500).
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -42,99 +61,34 @@ impl AllocTxn {
         self.release_ports.into_iter().for_each(|p| a.ports.release(p));
     }
 
-    /// The write failed or was a dry run: undo the allocations.
+    /// The write failed or was a dry run: undo the allocations, keep
+    /// what would have been released.
     pub fn revert(self, a: &mut Allocators) {
         self.ips.into_iter().for_each(|ip| a.ips.release(ip));
         self.ports.into_iter().for_each(|p| a.ports.release(p));
     }
-}
 
-fn svc_type(svc: &Value) -> &str {
-    svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP")
-}
+    /// Addresses allocated by this transaction.
+    pub fn allocated_ips(&self) -> &[IpAddr] {
+        &self.ips
+    }
 
-fn needs_cluster_ip(svc: &Value) -> bool {
-    svc_type(svc) != "ExternalName"
-}
-
-fn needs_node_ports(svc: &Value) -> bool {
-    match svc_type(svc) {
-        "NodePort" => true,
-        "LoadBalancer" => svc.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false),
-        _ => false,
+    /// Ports allocated by this transaction.
+    pub fn allocated_ports(&self) -> &[i64] {
+        &self.ports
     }
 }
 
-fn needs_health_check(svc: &Value) -> bool {
-    svc_type(svc) == "LoadBalancer" && svc.pointer("/spec/externalTrafficPolicy").and_then(Value::as_str) == Some("Local")
-}
-
-fn cluster_ips(svc: &Value) -> Vec<String> {
-    match svc.pointer("/spec/clusterIPs").and_then(Value::as_array) {
-        Some(a) if !a.is_empty() => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        _ => svc.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|s| !s.is_empty()).map(|s| vec![s.to_owned()]).unwrap_or_default(),
-    }
-}
-
-fn node_ports(svc: &Value) -> Vec<(i64, String, i64)> {
-    svc.pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map(|ports| {
-            ports
-                .iter()
-                .map(|p| {
-                    let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
-                    (p.get("port").and_then(Value::as_i64).unwrap_or(0), proto, p.get("nodePort").and_then(Value::as_i64).unwrap_or(0))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn health_port(svc: &Value) -> i64 {
-    svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// Copies allocated values the new object left unset from the old one
-/// (upstream `patchAllocatedValues`), so `kubectl apply` and PUTs without
-/// them keep the Service's IP and ports.
-fn patch_allocated_values(old: &Value, new: &mut Value) {
-    if needs_cluster_ip(old) && needs_cluster_ip(new) {
-        for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-            let unset = new.pointer(&format!("/spec/{f}")).is_none_or(|v| v.is_null() || v == "" || v.as_array().is_some_and(Vec::is_empty));
-            if let (true, Some(v)) = (unset, old.pointer(&format!("/spec/{f}"))) {
-                new["spec"][f] = v.clone();
-            }
-        }
-    }
-    if needs_node_ports(old) && needs_node_ports(new) {
-        let old_ports = node_ports(old);
-        if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-            for p in ports.iter_mut() {
-                if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0 {
-                    continue;
-                }
-                let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
-                let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                if let Some((_, _, np)) = old_ports.iter().find(|(op, oproto, np)| *op == port && oproto == proto && *np != 0) {
-                    p["nodePort"] = json!(np);
-                }
-            }
-        }
-    }
-    if needs_health_check(old) && needs_health_check(new) && health_port(new) == 0 && health_port(old) != 0 {
-        new["spec"]["healthCheckNodePort"] = json!(health_port(old));
-    }
-}
-
-fn internal(e: RangeError, what: &str) -> AllocError {
-    AllocError::Internal(format!("failed to allocate a {what}: {e}"))
-}
-
-/// Allocates what a Service needs; `old` is the stored object on update.
+/// Allocates what a Service needs, filling in `spec.clusterIP(s)`,
+/// `ipFamilies`, `ipFamilyPolicy`, `ports[*].nodePort` and
+/// `healthCheckNodePort`; `old` is the stored object on update. On error
+/// nothing stays allocated.
 pub fn allocate_service(a: &mut Allocators, old: Option<&Value>, new: &mut Value) -> Result<AllocTxn, AllocError> {
     let mut txn = AllocTxn::default();
-    let result = allocate_into(a, old, new, &mut txn);
+    let result = match old {
+        None => allocate_create(a, new, &mut txn),
+        Some(old) => allocate_update(a, old, new, &mut txn),
+    };
     match result {
         Ok(()) => Ok(txn),
         Err(e) => {
@@ -144,178 +98,228 @@ pub fn allocate_service(a: &mut Allocators, old: Option<&Value>, new: &mut Value
     }
 }
 
-fn allocate_into(a: &mut Allocators, old: Option<&Value>, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
-    if let Some(old) = old {
-        patch_allocated_values(old, new);
+fn allocate_create(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    normalize_cluster_ips(None, new);
+    init_ip_family_fields(a.family(), None, new)?;
+    alloc_cluster_ips(a, new, txn)?;
+    if needs_node_port(new) {
+        init_node_ports(a, new, txn)?;
     }
-    let old_ips: Vec<IpAddr> = old.filter(|o| needs_cluster_ip(o)).map(cluster_ips).unwrap_or_default().iter().filter_map(|s| s.parse().ok()).collect();
-
-    // Cluster IPs.
-    if needs_cluster_ip(new) {
-        let wanted = cluster_ips(new);
-        match wanted.first().map(String::as_str) {
-            Some("None") => {
-                new["spec"]["clusterIP"] = json!("None");
-                new["spec"]["clusterIPs"] = json!(["None"]);
-            }
-            None => {
-                let ip = a.ips.allocate_next().map_err(|e| internal(e, "serviceIP"))?;
-                txn.ips.push(ip);
-                new["spec"]["clusterIP"] = json!(ip.to_string());
-                new["spec"]["clusterIPs"] = json!([ip.to_string()]);
-            }
-            Some(s) => {
-                let ip: IpAddr = s.parse().map_err(|_| {
-                    AllocError::Invalid(vec![FieldError::invalid("spec.clusterIPs[0]", s, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
-                })?;
-                if !old_ips.contains(&ip) {
-                    a.ips.allocate(ip).map_err(|e| {
-                        AllocError::Invalid(vec![FieldError::invalid(
-                            "spec.clusterIPs",
-                            BadValue::string_slice(&wanted),
-                            format!("failed to allocate IP {ip}: {e}"),
-                        )])
-                    })?;
-                    txn.ips.push(ip);
-                }
-                new["spec"]["clusterIP"] = json!(s);
-                new["spec"]["clusterIPs"] = json!(wanted);
-            }
-        }
-        let family = if a.ips.cidr().addr().is_ipv4() { "IPv4" } else { "IPv6" };
-        if new.pointer("/spec/ipFamilies").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-            new["spec"]["ipFamilies"] = json!([family]);
-        }
-        if new.pointer("/spec/ipFamilyPolicy").and_then(Value::as_str).is_none_or(str::is_empty) {
-            new["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-        }
-    }
-    let keep_ips: Vec<IpAddr> = if needs_cluster_ip(new) { cluster_ips(new).iter().filter_map(|s| s.parse().ok()).collect() } else { Vec::new() };
-    txn.release_ips.extend(old_ips.into_iter().filter(|ip| !keep_ips.contains(ip)));
-
-    // Node ports.
-    let old_node_ports: Vec<i64> = old.filter(|o| needs_node_ports(o)).map(node_ports).unwrap_or_default().into_iter().map(|(_, _, np)| np).filter(|np| *np != 0).collect();
-    let mut kept: Vec<i64> = Vec::new();
-    if needs_node_ports(new) {
-        let mut errs = Vec::new();
-        // (nodePort, protocol) pairs already handled in this Service.
-        let mut seen: Vec<(i64, String)> = Vec::new();
-        let specs = node_ports(new);
-        for (i, (_, proto, np)) in specs.iter().enumerate() {
-            let path = format!("spec.ports[{i}].nodePort");
-            if *np == 0 {
-                continue;
-            }
-            if seen.iter().any(|(p, _)| p == np) || old_node_ports.contains(np) {
-                // The same port with another protocol in this Service, or kept from before.
-                seen.push((*np, proto.clone()));
-                kept.push(*np);
-                continue;
-            }
-            match a.ports.allocate(*np) {
-                Ok(()) => {
-                    txn.ports.push(*np);
-                    kept.push(*np);
-                    seen.push((*np, proto.clone()));
-                }
-                Err(e) => errs.push(FieldError::invalid(path, *np, e.to_string())),
-            }
-        }
-        if !errs.is_empty() {
-            return Err(AllocError::Invalid(errs));
-        }
-        for (i, (_, proto, np)) in specs.iter().enumerate() {
-            if *np != 0 {
-                continue;
-            }
-            let port = a.ports.allocate_next().map_err(|e| internal(e, "nodePort"))?;
-            txn.ports.push(port);
-            kept.push(port);
-            seen.push((port, proto.clone()));
-            new["spec"]["ports"][i]["nodePort"] = json!(port);
-        }
-    }
-    // Health check node port.
-    let old_hc = old.filter(|o| needs_health_check(o)).map(health_port).unwrap_or(0);
     if needs_health_check(new) {
-        let hc = health_port(new);
-        if hc == 0 {
-            let port = a.ports.allocate_next().map_err(|e| internal(e, "healthCheck nodePort"))?;
-            txn.ports.push(port);
-            kept.push(port);
-            new["spec"]["healthCheckNodePort"] = json!(port);
-        } else if hc != old_hc {
-            a.ports.allocate(hc).map_err(|e| AllocError::Invalid(vec![FieldError::invalid("spec.healthCheckNodePort", hc, e.to_string())]))?;
-            txn.ports.push(hc);
-            kept.push(hc);
-        } else {
-            kept.push(hc);
-        }
+        alloc_health_check_port(a, new, txn)?;
     }
-    let mut old_all = old_node_ports;
-    if old_hc != 0 {
-        old_all.push(old_hc);
-    }
-    txn.release_ports.extend(old_all.into_iter().filter(|p| !kept.contains(p)));
     Ok(())
 }
 
-/// Releases everything a deleted Service held.
-pub fn release_service(a: &mut Allocators, svc: &Value) {
-    if needs_cluster_ip(svc) {
-        cluster_ips(svc).iter().filter_map(|s| s.parse().ok()).for_each(|ip| a.ips.release(ip));
+fn allocate_update(a: &mut Allocators, old: &Value, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    patch_allocated_values(old, new);
+    normalize_cluster_ips(Some(old), new);
+    init_ip_family_fields(a.family(), Some(old), new)?;
+    update_cluster_ips(a, old, new, txn)?;
+    // Node ports: released when the type no longer has them, updated when it does.
+    if needs_node_port(old) && matches!(svc_type(new), "ClusterIP" | "ExternalName") {
+        txn.release_ports.extend(node_port_numbers(old));
     }
-    if needs_node_ports(svc) {
-        node_ports(svc).into_iter().filter(|(_, _, np)| *np != 0).for_each(|(_, _, np)| a.ports.release(np));
+    if needs_node_port(new) {
+        update_node_ports(a, old, new, txn)?;
     }
-    if needs_health_check(svc) && health_port(svc) != 0 {
-        a.ports.release(health_port(svc));
+    match (needs_health_check(old), needs_health_check(new)) {
+        (false, true) => alloc_health_check_port(a, new, txn)?,
+        (true, false) if health_port(old) != 0 => txn.release_ports.push(health_port(old)),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Copies allocated values an update left unset from the stored object
+/// (upstream `patchAllocatedValues`), so PUTs and applies without them keep
+/// the Service's IP and ports. Node ports are matched by port name.
+fn patch_allocated_values(old: &Value, new: &mut Value) {
+    patch_cluster_ips(old, new);
+    if needs_node_port(old) && needs_node_port(new) {
+        let (old_ports, new_ports) = (ports(old), ports(new));
+        let used: Vec<i64> = node_port_numbers(old).into_iter().filter(|np| new_ports.iter().any(|p| p.node_port == *np)).collect();
+        for (i, p) in new_ports.iter().enumerate() {
+            if p.node_port != 0 {
+                continue;
+            }
+            // Upstream maps by name; the last old port of a name wins.
+            let old_np = old_ports.iter().rev().find(|o| o.name == p.name).map_or(0, |o| o.node_port);
+            if old_np != 0 && !used.contains(&old_np) {
+                set_node_port(new, i, old_np);
+            }
+        }
+    }
+    if needs_health_check(old) && needs_health_check(new) && health_port(new) == 0 && health_port(old) != 0 {
+        set_spec(new, "healthCheckNodePort", json!(health_port(old)));
     }
 }
 
-/// Rebuilds the allocators from the stored Services at start-up; problems
-/// (duplicates, out-of-range values) are reported, not fatal.
-pub fn repair(cidr: ipnet::IpNet, ports: (u16, u16), services: &[Value]) -> (Allocators, Vec<String>) {
-    let mut a = Allocators { ips: ClusterIpAllocator::new(cidr), ports: NodePortAllocator::new(ports.0, ports.1) };
-    let mut problems = Vec::new();
-    for svc in services {
-        let name = format!(
-            "{}/{}",
-            svc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
-            svc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
-        );
-        if needs_cluster_ip(svc) {
-            for ip in cluster_ips(svc).iter().filter(|s| s.as_str() != "None") {
-                match ip.parse::<IpAddr>() {
-                    Ok(ip) => {
-                        if let Err(e) = a.ips.allocate(ip) {
-                            problems.push(format!("service {name}: cluster IP {ip}: {e}"));
-                        }
-                    }
-                    Err(_) => problems.push(format!("service {name}: cluster IP {ip:?} is not an IP")),
-                }
-            }
+fn alloc_err_ip(a: &mut Allocators, new: &Value, ip: &str, txn: &mut AllocTxn) -> Result<IpAddr, AllocError> {
+    if ip.is_empty() {
+        let got = a.ips.allocate_next().map_err(|e| AllocError::Internal(format!("failed to allocate a serviceIP: {e}")))?;
+        txn.ips.push(got);
+        return Ok(got);
+    }
+    let parsed: IpAddr = ip.parse().map_err(|_| AllocError::Internal(format!("failed to parse service IP {}", portico_api::status::go_quote(ip))))?;
+    a.ips.allocate(parsed).map_err(|e| {
+        AllocError::Invalid(vec![FieldError::invalid(
+            "spec.clusterIPs",
+            BadValue::string_slice(&spec_strings(new, "clusterIPs")),
+            format!("failed to allocate IP {ip}: {e}"),
+        )])
+    })?;
+    txn.ips.push(parsed);
+    Ok(parsed)
+}
+
+/// Upstream `allocClusterIPs`: one address per family the cluster has (one).
+fn alloc_cluster_ips(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    if !needs_cluster_ip(new) || is_headless(new) {
+        return Ok(());
+    }
+    let mut ips = spec_strings(new, "clusterIPs");
+    if ips.is_empty() {
+        ips.push(String::new());
+    }
+    let ip = alloc_err_ip(a, new, &ips[0].clone(), txn)?.to_string();
+    ips[0] = ip.clone();
+    set_spec(new, "clusterIPs", json!(ips));
+    set_spec(new, "clusterIP", json!(ip));
+    Ok(())
+}
+
+fn parsed_ips(ips: &[String]) -> Vec<IpAddr> {
+    ips.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// Upstream `updateClusterIPs`: type changes to and from ExternalName, and
+/// the release of a secondary family's IP.
+fn update_cluster_ips(a: &mut Allocators, old: &Value, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    if matching_prefer_dual_stack(Some(old), new) {
+        return Ok(());
+    }
+    if svc_type(old) == "ExternalName" && svc_type(new) != "ExternalName" {
+        return alloc_cluster_ips(a, new, txn);
+    }
+    if is_headless(old) {
+        return Ok(());
+    }
+    let old_ips = spec_strings(old, "clusterIPs");
+    if svc_type(old) != "ExternalName" && svc_type(new) == "ExternalName" {
+        txn.release_ips.extend(parsed_ips(&old_ips));
+        return Ok(());
+    }
+    if spec_strings(old, "ipFamilies").len() == 2 && spec_strings(new, "ipFamilies").len() == 1 && old_ips.len() > 1 {
+        txn.release_ips.extend(parsed_ips(&old_ips[1..]));
+    }
+    Ok(())
+}
+
+fn port_err(i: usize, np: i64, e: &RangeError) -> AllocError {
+    AllocError::Invalid(vec![FieldError::invalid(format!("spec.ports[{i}].nodePort"), np, e.to_string())])
+}
+
+fn next_port(a: &mut Allocators, txn: &mut AllocTxn) -> Result<i64, AllocError> {
+    let np = a.ports.allocate_next().map_err(|e| AllocError::Internal(format!("failed to allocate a nodePort: {e}")))?;
+    txn.ports.push(np);
+    Ok(np)
+}
+
+/// Upstream `initNodePorts`: ports with the same port number (say 53/TCP
+/// and 53/UDP) share one node port; user-chosen node ports are honoured
+/// even when `allocateLoadBalancerNodePorts` is false.
+fn init_node_ports(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    let should = should_allocate_node_ports(new);
+    let specs: Vec<PortSpec> = ports(new);
+    let mut by_port: Vec<(i64, i64)> = Vec::new();
+    for (i, p) in specs.iter().enumerate() {
+        if p.node_port == 0 && !should {
+            continue;
         }
-        let mut own: Vec<i64> = Vec::new();
-        let mut claim = |port: i64, what: &str, a: &mut Allocators, problems: &mut Vec<String>| {
-            if own.contains(&port) {
-                return;
+        match by_port.iter().find(|(port, _)| *port == p.port).map(|(_, np)| *np) {
+            None => {
+                let requested = specs.iter().find(|q| q.port == p.port && q.node_port != 0).map_or(0, |q| q.node_port);
+                let np = if requested != 0 {
+                    a.ports.allocate(requested).map_err(|e| port_err(i, requested, &e))?;
+                    txn.ports.push(requested);
+                    requested
+                } else {
+                    next_port(a, txn)?
+                };
+                set_node_port(new, i, np);
+                by_port.push((p.port, np));
             }
-            own.push(port);
-            if let Err(e) = a.ports.allocate(port) {
-                problems.push(format!("service {name}: {what} {port}: {e}"));
+            Some(np) if p.node_port == 0 => set_node_port(new, i, np),
+            Some(np) if p.node_port != np => {
+                a.ports.allocate(p.node_port).map_err(|e| port_err(i, p.node_port, &e))?;
+                txn.ports.push(p.node_port);
             }
-        };
-        if needs_node_ports(svc) {
-            for (_, _, np) in node_ports(svc).into_iter().filter(|(_, _, np)| *np != 0) {
-                claim(np, "node port", &mut a, &mut problems);
-            }
-        }
-        if needs_health_check(svc) && health_port(svc) != 0 {
-            claim(health_port(svc), "health check node port", &mut a, &mut problems);
+            Some(_) => {}
         }
     }
-    (a, problems)
+    Ok(())
+}
+
+/// Upstream `updateNodePorts`: node ports the Service held are kept, new
+/// ones allocated, and the ones it no longer uses released on commit.
+fn update_node_ports(a: &mut Allocators, old: &Value, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    let should = should_allocate_node_ports(new);
+    let old_numbers = node_port_numbers(old);
+    let mut allocated_here: Vec<i64> = Vec::new();
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    for (i, p) in ports(new).into_iter().enumerate() {
+        if p.node_port == 0 && !should {
+            continue;
+        }
+        let np = if p.node_port != 0 {
+            if !old_numbers.contains(&p.node_port) && !allocated_here.contains(&p.node_port) {
+                a.ports.allocate(p.node_port).map_err(|e| port_err(i, p.node_port, &e))?;
+                txn.ports.push(p.node_port);
+                allocated_here.push(p.node_port);
+            }
+            p.node_port
+        } else {
+            let np = next_port(a, txn)?;
+            set_node_port(new, i, np);
+            np
+        };
+        if seen.iter().any(|(proto, n)| *proto == p.protocol && *n == np) {
+            return Err(AllocError::Internal(format!("duplicate nodePort: {{{} {np}}}", p.protocol)));
+        }
+        seen.push((p.protocol, np));
+    }
+    let new_numbers = node_port_numbers(new);
+    txn.release_ports.extend(old_numbers.into_iter().filter(|np| !new_numbers.contains(np)));
+    Ok(())
+}
+
+/// Upstream `allocHealthCheckNodePort` (its errors are internal errors).
+fn alloc_health_check_port(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
+    let hc = health_port(new);
+    if hc != 0 {
+        a.ports.allocate(hc).map_err(|e| AllocError::Internal(format!("failed to allocate requested HealthCheck NodePort {hc}: {e}")))?;
+        txn.ports.push(hc);
+    } else {
+        let np = a.ports.allocate_next().map_err(|e| AllocError::Internal(format!("failed to allocate a HealthCheck NodePort 0: {e}")))?;
+        txn.ports.push(np);
+        set_spec(new, "healthCheckNodePort", json!(np));
+    }
+    Ok(())
+}
+
+/// Releases everything a deleted Service held (upstream
+/// `releaseAllocatedResources`).
+pub fn release_service(a: &mut Allocators, svc: &Value) {
+    if needs_cluster_ip(svc) && !is_headless(svc) {
+        let ips = spec_strings(svc, "clusterIPs");
+        let ips = if ips.is_empty() { vec![spec_str(svc, "clusterIP").to_owned()] } else { ips };
+        parsed_ips(&ips).into_iter().for_each(|ip| a.ips.release(ip));
+    }
+    node_port_numbers(svc).into_iter().for_each(|np| a.ports.release(np));
+    if needs_health_check(svc) && health_port(svc) > 0 {
+        a.ports.release(health_port(svc));
+    }
 }
 
 #[cfg(test)]

@@ -51,4 +51,6 @@ pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 #[cfg(test)]
+mod encoded_tests;
+#[cfg(test)]
 mod tests;

@@ -68,3 +68,29 @@ fn garbage_is_a_bad_request_not_a_panic() {
         assert!(matches!(e.code, 400 | 415), "{e:?}");
     }
 }
+
+/// Bodies of `kubectl create` 1.32 next to `kubectl create ... --dry-run=client -o json`
+/// of the same command (nulls dropped): the decoded body must equal it.
+#[test]
+fn decoded_bodies_equal_kubectl_json() {
+    let cases: [(&str, &[u8], &str); 6] = [
+        ("create ingress", include_bytes!("fixtures/kubectl_ingress.bin"), include_str!("fixtures/kubectl_ingress.json")),
+        ("create service loadbalancer", include_bytes!("fixtures/kubectl_svc_lb.bin"), include_str!("fixtures/kubectl_svc_lb.json")),
+        ("create service nodeport", include_bytes!("fixtures/kubectl_svc_np2.bin"), include_str!("fixtures/kubectl_svc_np2.json")),
+        ("create deployment", include_bytes!("fixtures/kubectl_deploy_port.bin"), include_str!("fixtures/kubectl_deploy_port.json")),
+        ("create configmap", include_bytes!("fixtures/kubectl_cm.bin"), include_str!("fixtures/kubectl_cm.json")),
+        ("create secret docker-registry", include_bytes!("fixtures/kubectl_secret_dockercfg.bin"), include_str!("fixtures/kubectl_secret_dockercfg.json")),
+    ];
+    for (what, body, want) in cases {
+        let want: serde_json::Value = serde_json::from_str(want).expect("fixture json");
+        assert_eq!(decode(body).expect(what), want, "{what}");
+    }
+}
+
+#[test]
+fn kinds_portico_does_not_serve_are_unsupported_media_types() {
+    for body in [&include_bytes!("fixtures/kubectl_job.bin")[..], include_bytes!("fixtures/kubectl_sa.bin")] {
+        let e = decode(body).expect_err("unsupported");
+        assert_eq!(e.code, 415, "{e:?}");
+    }
+}

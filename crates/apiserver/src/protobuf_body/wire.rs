@@ -41,8 +41,12 @@ pub enum Kind {
 pub struct Field {
     /// Protobuf field number.
     pub tag: u32,
-    /// JSON name.
+    /// JSON name; empty for a struct Go inlines into its parent
+    /// (`json:",inline"`).
     pub name: &'static str,
+    /// Whether Go's JSON keeps the zero value (pointer fields and fields
+    /// without `omitempty`; Go always puts non-pointer scalars on the wire).
+    pub keep_zero: bool,
     /// Value kind.
     pub kind: Kind,
 }
@@ -129,13 +133,6 @@ impl<'a> Reader<'a> {
         Ok(Some((tag, raw)))
     }
 }
-
-/// Pointer fields upstream keeps in JSON even when zero or false.
-const KEEP_ZERO: &[&str] = &[
-    "replicas", "allocateLoadBalancerNodePorts", "ready", "serving", "terminating", "immutable",
-    "automountServiceAccountToken", "enableServiceLinks", "optional", "runAsUser", "runAsGroup", "fsGroup",
-    "terminationGracePeriodSeconds", "priority", "revisionHistoryLimit", "progressDeadlineSeconds",
-];
 
 fn time(secs: i64, nanos: i64, micro: bool) -> Value {
     // Go's zero time is serialised as null.
@@ -260,9 +257,14 @@ pub fn message(m: &Msg, bytes: &[u8], depth: usize) -> Result<Value, WireError> 
                     mm.insert(k, v.unwrap_or(default));
                 }
             }
+            Kind::Message(inner) if field.name.is_empty() => {
+                if let Value::Object(fields) = message(inner, bytes_of(&raw)?, depth + 1)? {
+                    out.extend(fields);
+                }
+            }
             kind => {
                 let v = value(kind, &raw, depth)?;
-                if is_zero(&v) && (v.is_null() || !KEEP_ZERO.contains(&field.name)) {
+                if v.is_null() || (is_zero(&v) && !field.keep_zero) {
                     continue;
                 }
                 out.insert(field.name.to_owned(), v);

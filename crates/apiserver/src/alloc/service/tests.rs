@@ -1,7 +1,14 @@
 use super::*;
 
 fn allocs() -> Allocators {
-    repair("10.96.0.0/12".parse().expect("cidr"), (30000, 32767), &[]).0
+    Allocators::new("10.96.0.0/12".parse().expect("cidr"), 30000..=32767)
+}
+
+fn internal(e: AllocError) -> String {
+    match e {
+        AllocError::Internal(m) => m,
+        other => panic!("expected Internal, got {other:?}"),
+    }
 }
 
 fn svc(spec: Value) -> Value {
@@ -70,6 +77,126 @@ fn node_ports_are_allocated_honoured_and_checked() {
 }
 
 #[test]
+fn ports_with_one_number_share_a_node_port() {
+    let mut a = allocs();
+    // Both unset: one allocation, shared (upstream keys by service port).
+    let mut dns = svc(json!({"type": "NodePort", "ports": [{"name": "u", "port": 53, "protocol": "UDP"}, {"name": "t", "port": 53, "protocol": "TCP"}]}));
+    let txn = allocate_service(&mut a, None, &mut dns).expect("alloc");
+    assert_eq!(txn.allocated_ports().len(), 1);
+    txn.commit(&mut a);
+    assert_eq!(dns["spec"]["ports"][0]["nodePort"], dns["spec"]["ports"][1]["nodePort"]);
+    // Only the second names one: the first takes it too.
+    let mut late = svc(json!({"type": "NodePort", "ports": [{"port": 54, "protocol": "UDP"}, {"port": 54, "protocol": "TCP", "nodePort": 30054}]}));
+    allocate_service(&mut a, None, &mut late).expect("alloc").commit(&mut a);
+    assert_eq!(late["spec"]["ports"][0]["nodePort"], json!(30054));
+    // Different port numbers may not share one on create.
+    let mut clash = svc(json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}, {"port": 81, "protocol": "UDP", "nodePort": 30080}]}));
+    assert_eq!(
+        invalid(allocate_service(&mut a, None, &mut clash).expect_err("clash")),
+        ["spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated"]
+    );
+    assert!(!a.ports.is_allocated(30080), "the failed create left nothing behind");
+}
+
+#[test]
+fn load_balancers_without_node_ports_honour_requested_ones() {
+    let mut a = allocs();
+    let mut lb = svc(json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+        "ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP", "nodePort": 30443}]}));
+    allocate_service(&mut a, None, &mut lb).expect("alloc").commit(&mut a);
+    assert!(lb["spec"]["ports"][0].get("nodePort").is_none());
+    assert_eq!(lb["spec"]["ports"][1]["nodePort"], json!(30443));
+    assert!(a.ports.is_allocated(30443));
+    assert_eq!(a.ports.used(), 1);
+}
+
+#[test]
+fn health_check_node_ports() {
+    let mut a = allocs();
+    let mut lb = svc(json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80, "protocol": "TCP"}]}));
+    allocate_service(&mut a, None, &mut lb).expect("alloc").commit(&mut a);
+    let hc = lb["spec"]["healthCheckNodePort"].as_i64().expect("hc");
+    assert!(a.ports.is_allocated(hc) && hc != lb["spec"]["ports"][0]["nodePort"].as_i64().expect("np"));
+    // A requested one that is taken is an internal error upstream.
+    let mut dup = svc(json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": hc, "ports": [{"port": 80}]}));
+    assert_eq!(
+        internal(allocate_service(&mut a, None, &mut dup).expect_err("taken")),
+        format!("failed to allocate requested HealthCheck NodePort {hc}: provided port is already allocated")
+    );
+    // An update that omits it keeps it; Cluster policy releases it.
+    let mut same = svc(json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80, "protocol": "TCP"}]}));
+    allocate_service(&mut a, Some(&lb), &mut same).expect("keep").commit(&mut a);
+    assert_eq!(same["spec"]["healthCheckNodePort"], json!(hc));
+    let mut cluster = same.clone();
+    cluster["spec"]["externalTrafficPolicy"] = json!("Cluster");
+    cluster["spec"].as_object_mut().expect("spec").remove("healthCheckNodePort");
+    allocate_service(&mut a, Some(&same), &mut cluster).expect("release").commit(&mut a);
+    assert!(!a.ports.is_allocated(hc));
+    // And back to Local allocates a new one.
+    let mut local = cluster.clone();
+    local["spec"]["externalTrafficPolicy"] = json!("Local");
+    allocate_service(&mut a, Some(&cluster), &mut local).expect("again").commit(&mut a);
+    assert!(a.ports.is_allocated(local["spec"]["healthCheckNodePort"].as_i64().expect("hc")));
+    release_service(&mut a, &local);
+    assert_eq!((a.ports.used(), a.ips.used()), (0, 0));
+}
+
+#[test]
+fn updates_keep_release_and_add_node_ports() {
+    let mut a = allocs();
+    let mut v1 = svc(json!({"type": "NodePort", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP"}]}));
+    allocate_service(&mut a, None, &mut v1).expect("create").commit(&mut a);
+    let (http, https) = (v1["spec"]["ports"][0]["nodePort"].as_i64().expect("np"), v1["spec"]["ports"][1]["nodePort"].as_i64().expect("np"));
+    // The http port changes number but keeps its name: its node port follows (by name).
+    // https is removed: its node port is released on commit, not before.
+    let mut v2 = svc(json!({"type": "NodePort", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "admin", "port": 9000, "protocol": "TCP"}]}));
+    let txn = allocate_service(&mut a, Some(&v1), &mut v2).expect("update");
+    assert_eq!(v2["spec"]["ports"][0]["nodePort"], json!(http));
+    let admin = v2["spec"]["ports"][1]["nodePort"].as_i64().expect("admin");
+    assert!(a.ports.is_allocated(https), "released only on commit");
+    txn.commit(&mut a);
+    assert!(!a.ports.is_allocated(https) && a.ports.is_allocated(admin) && a.ports.is_allocated(http));
+    // A reverted update gives back what it took and keeps what it would have released.
+    let mut v3 = svc(json!({"type": "NodePort", "ports": [{"name": "x", "port": 1, "protocol": "TCP", "nodePort": 30999}]}));
+    allocate_service(&mut a, Some(&v2), &mut v3).expect("update").revert(&mut a);
+    assert!(!a.ports.is_allocated(30999) && a.ports.is_allocated(http) && a.ports.is_allocated(admin));
+    // Two ports of one protocol on one node port is refused on update.
+    let mut dup = svc(json!({"type": "NodePort", "ports": [{"name": "a", "port": 1, "protocol": "TCP", "nodePort": http}, {"name": "b", "port": 2, "protocol": "TCP", "nodePort": http}]}));
+    assert_eq!(internal(allocate_service(&mut a, Some(&v2), &mut dup).expect_err("dup")), format!("duplicate nodePort: {{TCP {http}}}"));
+    assert!(a.ports.is_allocated(http), "the failed update released nothing");
+}
+
+#[test]
+fn external_name_to_cluster_ip_allocates() {
+    let mut a = allocs();
+    let mut e = svc(json!({"type": "ExternalName", "externalName": "example.com"}));
+    allocate_service(&mut a, None, &mut e).expect("create").commit(&mut a);
+    assert!(e["spec"].get("ipFamilyPolicy").is_none() && e["spec"].get("clusterIPs").is_none());
+    let mut c = svc(json!({"type": "ClusterIP", "selector": {"app": "x"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, Some(&e), &mut c).expect("update").commit(&mut a);
+    let ip: IpAddr = c["spec"]["clusterIP"].as_str().expect("ip").parse().expect("ip");
+    assert!(a.ips.is_allocated(ip));
+    assert_eq!((c["spec"]["ipFamilyPolicy"].as_str(), &c["spec"]["ipFamilies"]), (Some("SingleStack"), &json!(["IPv4"])));
+}
+
+#[test]
+fn full_ranges_are_internal_errors() {
+    let mut a = Allocators::new("10.0.0.0/30".parse().expect("cidr"), 30000..=30000);
+    for _ in 0..2 {
+        allocate_service(&mut a, None, &mut svc(json!({"ports": [{"port": 80}]}))).expect("fits").commit(&mut a);
+    }
+    assert_eq!(
+        internal(allocate_service(&mut a, None, &mut svc(json!({"ports": [{"port": 80}]}))).expect_err("full")),
+        "failed to allocate a serviceIP: range is full"
+    );
+    let mut b = Allocators::new("10.0.0.0/24".parse().expect("cidr"), 30000..=30000);
+    let mut np = svc(json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}));
+    assert_eq!(internal(allocate_service(&mut b, None, &mut np).expect_err("full")), "failed to allocate a nodePort: range is full");
+    assert_eq!((b.ips.used(), b.ports.used()), (0, 0), "nothing kept after the failure");
+    assert_eq!(AllocError::Internal("x".into()).to_string(), "x");
+}
+
+#[test]
 fn failed_allocation_leaves_nothing_behind() {
     let mut a = allocs();
     let mut s = svc(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30001}, {"port": 81, "nodePort": 99}]}));
@@ -124,17 +251,10 @@ fn headless_and_external_name_get_no_ip() {
     let mut h = svc(json!({"clusterIP": "None", "ports": [{"port": 80}]}));
     allocate_service(&mut a, None, &mut h).expect("headless").commit(&mut a);
     assert_eq!(h["spec"]["clusterIPs"], json!(["None"]));
+    // Selectorless headless Services get both families (upstream's special case).
+    assert_eq!((h["spec"]["ipFamilyPolicy"].as_str(), &h["spec"]["ipFamilies"]), (Some("RequireDualStack"), &json!(["IPv4", "IPv6"])));
     let mut e = svc(json!({"type": "ExternalName", "externalName": "www.baidu.com"}));
     allocate_service(&mut a, None, &mut e).expect("external").commit(&mut a);
     assert_eq!(a.ips.used(), 0);
 }
 
-#[test]
-fn repair_rebuilds_and_reports_duplicates() {
-    let s1 = svc(json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "type": "NodePort", "ports": [{"port": 53, "nodePort": 30053}]}));
-    let s2 = svc(json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80}]}));
-    let (a, problems) = repair("10.96.0.0/12".parse().expect("cidr"), (30000, 32767), &[s1, s2]);
-    assert!(a.ips.is_allocated("10.96.0.10".parse().expect("ip")));
-    assert!(a.ports.is_allocated(30053));
-    assert_eq!(problems.len(), 1, "{problems:?}");
-}
