@@ -64,7 +64,7 @@ fn a_restart_mid_rollout_converges_without_duplicates() {
     // Kill the server while the controllers are creating pods.
     c.kill9();
     c.restart();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
         let pods = c.ok(&["get", "pods", "-o", "name"]);
         let rs = c.ok(&["get", "rs", "-o", "name"]);
