@@ -19,6 +19,10 @@ struct Ctx {
     client: Client,
     pods: Store<Pod>,
     slices: Store<EndpointSlice>,
+    /// Turns true once both caches are filled. kube-runtime's `wait_until_ready`
+    /// wakes only one of several concurrent waiters, so one task waits and
+    /// broadcasts here.
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 fn in_namespace<'a, K: ResourceExt>(items: &'a [Arc<K>], ns: &str) -> impl Iterator<Item = &'a Arc<K>> {
@@ -37,8 +41,7 @@ fn slices_managed_by(store: &Store<EndpointSlice>, ns: &str, svc: &str, manager:
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     // Decide only once the pod and slice caches hold the world.
-    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheClosed)?;
-    ctx.slices.wait_until_ready().await.map_err(|_| Error::CacheClosed)?;
+    ctx.ready.clone().wait_for(|r| *r).await.map_err(|_| Error::CacheClosed)?;
     let ns = svc.namespace().unwrap_or_default();
     let name = svc.name_any();
     let has_selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty());
@@ -160,7 +163,8 @@ pub async fn run(client: Client) {
     let controller = Controller::new(Api::<Service>::all(client.clone()), watcher::Config::default());
     let services = controller.store();
     let (svc_for_pods, slices_for_pods) = (services.clone(), slices.clone());
-    let ctx = Arc::new(Ctx { client: client.clone(), pods, slices: slices.clone() });
+    let ready = crate::caches_ready(vec![crate::ready_of(pods.clone()), crate::ready_of(slices.clone())]);
+    let ctx = Arc::new(Ctx { client: client.clone(), pods, slices: slices.clone(), ready });
     tokio::spawn(clean_up_deleted_services(client.clone()));
     let run = controller
         .watches_stream(pod_stream, move |pod| services_for_pod(&svc_for_pods, &slices_for_pods, &pod))

@@ -62,3 +62,32 @@ pub async fn run(client: kube::Client, cfg: Config) {
         loadbalancer::run(client.clone(), cfg.lb_pool)
     );
 }
+
+/// Waits for every cache in one task and broadcasts readiness, so any number
+/// of reconciles can wait for it (kube-runtime's `Store::wait_until_ready`
+/// wakes only one of several concurrent waiters).
+pub(crate) fn caches_ready(
+    waits: Vec<futures::future::BoxFuture<'static, Result<(), kube::runtime::reflector::store::WriterDropped>>>,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        for w in waits {
+            if w.await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(true);
+        // Keep the sender alive so waiters see `true`, not a closed channel.
+        tx.closed().await;
+    });
+    rx
+}
+
+/// A store's readiness as an owned future.
+pub(crate) fn ready_of<K>(store: kube::runtime::reflector::Store<K>) -> futures::future::BoxFuture<'static, Result<(), kube::runtime::reflector::store::WriterDropped>>
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+{
+    Box::pin(async move { store.wait_until_ready().await })
+}

@@ -73,6 +73,8 @@ struct SchedCtx {
     /// Bindings made but maybe not yet in the cache (pod uid → node), under
     /// one lock so pods are placed one at a time, as upstream's scheduler does.
     assumed: Mutex<BTreeMap<String, String>>,
+    /// Node and pod caches filled (see `caches_ready`).
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
@@ -80,13 +82,12 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
     if bound || pods::is_terminating(&pod) || pods::is_finished(&pod) {
         return Ok(Action::await_change());
     }
-    let _ = ctx.nodes.wait_until_ready().await;
+    ctx.ready.clone().wait_for(|r| *r).await.map_err(|_| Error::CacheClosed)?;
     let mut assumed = ctx.assumed.lock().await;
     let nodes = ctx.nodes.state();
     let node_refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     if !nodes.is_empty() {
-        let _ = ctx.pods.wait_until_ready().await;
         let cached = ctx.pods.state();
         for p in cached.iter() {
             if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
@@ -137,7 +138,8 @@ pub async fn run(client: Client, cluster_cidr: Ipv4Net) {
     let ipam = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default())
         .run(reconcile_node, |_, _, _| Action::requeue(Duration::from_secs(1)), ipam_ctx)
         .for_each(|_| async {});
-    let sched_ctx = Arc::new(SchedCtx { client: client.clone(), nodes: nodes.clone(), pods, assumed: Mutex::new(BTreeMap::new()) });
+    let ready = crate::caches_ready(vec![crate::ready_of(nodes.clone()), crate::ready_of(pods.clone())]);
+    let sched_ctx = Arc::new(SchedCtx { client: client.clone(), nodes: nodes.clone(), pods, assumed: Mutex::new(BTreeMap::new()), ready });
     let all_pods = sched_ctx.pods.clone();
     let scheduler = Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default())
         // A node becoming Ready retries every pending pod.
