@@ -117,11 +117,21 @@ fn query(req: &Request<Incoming>) -> BTreeMap<String, String> {
 /// Decodes `a=b&c=d` with percent and `+` decoding; the first value wins.
 pub fn parse_query(q: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.entry(percent_decode(k)).or_insert_with(|| percent_decode(v));
+    for (k, v) in parse_query_all(q) {
+        out.entry(k).or_insert(v);
     }
     out
+}
+
+/// Decodes `a=b&a=c` into every pair, in order.
+pub fn parse_query_all(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
 }
 
 fn percent_decode(s: &str) -> String {

@@ -9,3 +9,14 @@
 //! component except the API server.
 
 pub mod cni;
+pub mod agent;
+pub mod container;
+pub mod dns_files;
+pub mod env_vars;
+pub mod host;
+pub mod images;
+pub mod nsexec;
+pub mod probe;
+pub mod sandbox;
+pub mod server;
+pub mod worker;

@@ -1,7 +1,10 @@
 //! `portico`: Kubernetes Service networking in one binary.
 //!
 //! Subcommands choose the components: `up` runs everything on one machine,
-//! `server` runs the API server (and, later, the controllers). The binary
+//! `server` runs the API server and controllers, `agent` the node components
+//! against a server; `cni` and `netexec` are the CNI plugin and the test
+//! servers, and `sandbox-init`/`sandbox-exec` put pod processes into their
+//! namespaces. The binary
 //! only parses flags, builds the configuration, starts the components and
 //! drains them on SIGTERM/SIGINT.
 
@@ -25,6 +28,67 @@ enum Command {
     Up(ServerArgs),
     /// Run the API server (state in SQLite under the data dir).
     Server(ServerArgs),
+    /// Run the node components (pods) against an API server.
+    Agent(AgentCli),
+    /// CNI plugin mode (bridge + host-local IPAM), driven by CNI_* variables and stdin.
+    Cni,
+    /// agnhost-compatible test servers: netexec (default), serve-hostname, porter, pause.
+    Netexec {
+        /// Subcommand and flags, as agnhost takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Node agent flags shared by `up` and `agent`.
+#[derive(Args, Debug, Clone)]
+struct NodeArgs {
+    /// Node name [default: the hostname].
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Node IP [default: the default route's source address].
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// CNI network configuration directory (the built-in bridge network is used when it has no *.conflist).
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    cni_conf_dir: PathBuf,
+    /// CNI plugin directories (colon-separated).
+    #[arg(long, default_value = "/opt/cni/bin:/usr/lib/cni")]
+    cni_bin_dir: String,
+    /// Where the node's kubelet API listens.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    kubelet_address: SocketAddr,
+    /// Cluster DNS address written into pods' resolv.conf.
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns: std::net::IpAddr,
+    /// Components not to run on this node (comma-separated: pods).
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
+}
+
+/// `portico agent` flags.
+#[derive(Args, Debug, Clone)]
+struct AgentCli {
+    /// API server URL (https://host:6443).
+    #[arg(long, env = "PORTICO_SERVER")]
+    server: Option<String>,
+    /// Bearer token for the API server.
+    #[arg(long, env = "PORTICO_TOKEN")]
+    token: Option<String>,
+    /// CA certificate of the API server.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Use this kubeconfig instead of --server/--token/--ca-file.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Agent state directory [default: <data dir>/agent].
+    #[arg(long, env = "PORTICO_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Remove everything the agent created on this host, then exit.
+    #[arg(long)]
+    cleanup: bool,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -51,6 +115,8 @@ struct ServerArgs {
     /// Seconds to let in-flight requests finish on shutdown.
     #[arg(long, default_value_t = 10)]
     drain_seconds: u64,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 mod ipnet_arg {
@@ -139,17 +205,112 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     // Stable across restarts of this server, so a restart takes its own lease back at once.
     let identity = format!("{}_{}", hostname.trim(), data_dir.display());
-    let controllers = tokio::spawn(portico_controllers::run_with_leader_election(client, controllers_cfg, identity));
-    if with_node {
-        tracing::info!("node components (pods, proxy, DNS) are not part of this build yet; serving the API only");
+    let controllers = tokio::spawn(portico_controllers::run_with_leader_election(client.clone(), controllers_cfg, identity));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut node_tasks = Vec::new();
+    if with_node && !args.node.disable.iter().any(|d| d == "pods") {
+        let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr)?;
+        let mut rx = stop_rx.clone();
+        let c = client.clone();
+        node_tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            if let Err(e) = portico_node::agent::run(c, cfg, stop).await {
+                tracing::error!(error = %e, "node agent stopped");
+            }
+        }));
     }
     println!("Portico API server is up at {}", running.url());
     println!("export KUBECONFIG={}", running.kubeconfig.display());
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in node_tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+    }
     controllers.abort();
     running.shutdown().await;
     Ok(())
+}
+
+fn agent_config(node: &NodeArgs, state_dir: PathBuf, cluster_cidr: &str) -> anyhow::Result<portico_node::agent::Config> {
+    let exe = std::env::current_exe().context("finding the portico binary")?;
+    let mut cfg = portico_node::agent::Config::new(state_dir, exe);
+    cfg.node_name = node.node_name.clone();
+    cfg.node_ip = node.node_ip;
+    cfg.cni_conf_dir = node.cni_conf_dir.clone();
+    cfg.cni_bin_dirs = node.cni_bin_dir.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+    cfg.kubelet_addr = node.kubelet_address;
+    cfg.cluster_dns = vec![node.cluster_dns];
+    cfg.cluster_cidr = cluster_cidr.to_owned();
+    Ok(cfg)
+}
+
+async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let cfg = agent_config(&args.node, data_dir.join("agent"), "10.244.0.0/16")?;
+    if args.cleanup {
+        portico_node::agent::cleanup(&cfg).await;
+        println!("removed Portico's pods, network namespaces, leases, bridge and masquerade rules");
+        return Ok(());
+    }
+    let client_cfg = match (&args.kubeconfig, &args.server) {
+        (Some(path), _) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("kubeconfig")?
+        }
+        (None, Some(server)) => {
+            let mut c = kube::Config::new(server.parse().context("--server")?);
+            if let Some(t) = &args.token {
+                c.auth_info.token = Some(t.clone().into());
+            }
+            if let Some(ca) = &args.ca_file {
+                let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+                let der = pem_to_der(&pem).context("--ca-file holds no certificate")?;
+                c.root_cert = Some(vec![der]);
+            }
+            c
+        }
+        (None, None) => anyhow::bail!("portico agent needs --server URL --token TOKEN [--ca-file CA] or --kubeconfig PATH"),
+    };
+    let client = kube::Client::try_from(client_cfg).context("building the API client")?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let agent = tokio::spawn(portico_node::agent::run(client, cfg, async move {
+        let _ = stop_rx.wait_for(|v| *v).await;
+    }));
+    wait_for_signal().await?;
+    let _ = stop_tx.send(true);
+    agent.await.context("agent task")?.context("node agent")?;
+    Ok(())
+}
+
+fn pem_to_der(pem: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let b64: String = text.lines().skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE")).skip(1).take_while(|l| !l.starts_with("-----END")).collect();
+    base64_decode(&b64)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -164,6 +325,23 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Namespace entry points run before any thread exists (setns into a mount
+    // namespace is refused to multi-threaded processes), so before clap and tokio.
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("sandbox-init") => exit_with(portico_node::nsexec::sandbox_init(&argv[2..])),
+        Some("sandbox-exec") => exit_with(portico_node::nsexec::sandbox_exec(&argv[2..])),
+        Some("cni") => std::process::exit(portico_node::cni::plugin::main()),
+        Some("netexec") => match portico_netexec::main(argv[2..].to_vec()) {
+            Ok(code) => std::process::exit(code),
+            Err(portico_netexec::Error::Flags(e)) => e.exit(),
+            Err(e) => {
+                eprintln!("netexec: {e}");
+                std::process::exit(1)
+            }
+        },
+        _ => {}
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -174,6 +352,24 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => run_server(args, true).await,
             Command::Server(args) => run_server(args, false).await,
+            Command::Agent(args) => run_agent(args).await,
+            Command::Cni | Command::Netexec { .. } => unreachable_subcommand(),
         }
     })
+}
+
+fn exit_with(r: Result<i32, portico_node::nsexec::NsError>) -> ! {
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("portico: {e}");
+            // 127: like a shell whose command could not be run.
+            std::process::exit(127)
+        }
+    }
+}
+
+fn unreachable_subcommand() -> anyhow::Result<()> {
+    // `cni` and `netexec` are dispatched in `main` before clap runs.
+    anyhow::bail!("this subcommand is handled before argument parsing")
 }

@@ -1,0 +1,350 @@
+//! The agent's own HTTP API (the kubelet API the API server proxies to):
+//! `/containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}`
+//! (websocket, `v5.channel.k8s.io` and `v4.channel.k8s.io`) and `/healthz`.
+//! Every request but `/healthz` must carry the bearer token this agent
+//! published in its Node's annotations.
+
+use crate::agent::PodIndex;
+use crate::host::Host;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(text.into()).map_err(|never: Infallible| match never {}).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+struct Ctx {
+    token: String,
+    host: Arc<Host>,
+    index: PodIndex,
+}
+
+/// Starts the server; the returned task serves until aborted.
+pub async fn serve(addr: SocketAddr, token: String, host: Arc<Host>, index: PodIndex) -> Result<tokio::task::JoinHandle<()>, crate::agent::Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| crate::agent::Error::Listen { addr, source })?;
+    let ctx = Arc::new(Ctx { token, host, index });
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let ctx = ctx.clone();
+                    async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).with_upgrades().await;
+            });
+        }
+    }))
+}
+
+fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
+    portico_netexec::netexec::parse_query_all(req.uri().query().unwrap_or(""))
+}
+
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        return full(StatusCode::OK, "ok");
+    }
+    let auth = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if auth.strip_prefix("Bearer ") != Some(ctx.token.as_str()) {
+        return full(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["containerLogs", ns, pod, container] => logs(&ctx, ns, pod, container, &query(&req)).await,
+        ["exec", ns, pod, container] => {
+            let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+            exec(ctx, req, ns, pod, container).await
+        }
+        _ => full(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+fn last_value<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn truthy(q: &[(String, String)], key: &str) -> bool {
+    matches!(last_value(q, key), Some("true" | "1" | "True"))
+}
+
+/// The log files of a container, oldest run first.
+fn runs(host: &Host, uid: &str, container: &str) -> Vec<std::path::PathBuf> {
+    let dir = host.pod_dir(uid).join("logs").join(container);
+    let mut files: Vec<(i32, std::path::PathBuf)> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().filter_map(|e| Some((e.file_name().to_str()?.strip_suffix(".log")?.parse().ok()?, e.path()))).collect())
+        .unwrap_or_default();
+    files.sort();
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+fn tail(data: &[u8], lines: usize) -> &[u8] {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut count = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            count += 1;
+            if count == lines {
+                return &data[i + 1..];
+            }
+        }
+    }
+    if lines == 0 { &data[data.len()..] } else { data }
+}
+
+async fn logs(ctx: &Ctx, ns: &str, pod: &str, container: &str, q: &[(String, String)]) -> Response<Body> {
+    let Some(uid) = ctx.index.uid(ns, pod) else { return full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
+    let files = runs(&ctx.host, &uid, container);
+    let previous = truthy(q, "previous");
+    let file = if previous { files.len().checked_sub(2).and_then(|i| files.get(i)) } else { files.last() };
+    let Some(file) = file.cloned() else {
+        let msg = if previous {
+            format!("previous terminated container \"{container}\" in pod \"{pod}\" not found")
+        } else {
+            format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating")
+        };
+        return full(StatusCode::BAD_REQUEST, msg);
+    };
+    let data = tokio::fs::read(&file).await.unwrap_or_default();
+    let mut start = match last_value(q, "tailLines").and_then(|t| t.parse::<usize>().ok()) {
+        Some(n) => data.len() - tail(&data, n).len(),
+        None => 0,
+    };
+    if let Some(limit) = last_value(q, "limitBytes").and_then(|l| l.parse::<usize>().ok()) {
+        let end = (start + limit).min(data.len());
+        return full(StatusCode::OK, Bytes::copy_from_slice(&data[start..end]));
+    }
+    if !truthy(q, "follow") || previous {
+        return full(StatusCode::OK, Bytes::copy_from_slice(&data[start..]));
+    }
+    // Follow: stream what is there, then poll the file for more until the container's run ends.
+    let first = Bytes::copy_from_slice(&data[start..]);
+    start = data.len();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(16);
+    let host = ctx.host.clone();
+    let (uid, container) = (uid.clone(), container.to_owned());
+    tokio::spawn(async move {
+        if !first.is_empty() && tx.send(Ok(Frame::data(first))).await.is_err() {
+            return;
+        }
+        let mut pos = start as u64;
+        loop {
+            let mut buf = Vec::new();
+            if let Ok(mut f) = tokio::fs::File::open(&file).await {
+                if f.seek(std::io::SeekFrom::Start(pos)).await.is_ok() {
+                    let _ = f.read_to_end(&mut buf).await;
+                }
+            }
+            if !buf.is_empty() {
+                pos += buf.len() as u64;
+                if tx.send(Ok(Frame::data(Bytes::from(buf)))).await.is_err() {
+                    return;
+                }
+            } else if tx.is_closed() || runs(&host, &uid, &container).last() != Some(&file) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let stream = tokio_stream_from(rx);
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Channel numbers of the remote command protocol.
+mod channel {
+    pub const STDIN: u8 = 0;
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    pub const ERROR: u8 = 3;
+    pub const CLOSE: u8 = 255;
+}
+
+/// The Status the error channel carries when a command ends.
+pub fn exit_status(command: &[String], code: i32) -> serde_json::Value {
+    if code == 0 {
+        return serde_json::json!({"metadata": {}, "status": "Success"});
+    }
+    serde_json::json!({"metadata": {}, "status": "Failure",
+        "message": format!("command terminated with non-zero exit code: error executing command [{}], exit code {code}", command.join(" ")),
+        "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
+}
+
+async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String, container: String) -> Response<Body> {
+    let q = query(&req);
+    let command: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
+    if command.is_empty() {
+        return full(StatusCode::BAD_REQUEST, "you must specify at least one command for the container");
+    }
+    let Some(uid) = ctx.index.uid(&ns, &pod) else { return full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
+    let record: Option<crate::sandbox::Record> = std::fs::read(ctx.host.pod_dir(&uid).join("sandbox.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")) };
+    let env: Vec<(String, String)> = std::fs::read(ctx.host.pod_dir(&uid).join("env").join(format!("{container}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if env.is_empty() {
+        return full(StatusCode::BAD_REQUEST, format!("container {container} is not valid for pod {pod}"));
+    }
+    let protocols: Vec<String> = req
+        .headers()
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
+        .collect();
+    let Some(protocol) = ["v5.channel.k8s.io", "v4.channel.k8s.io"].into_iter().find(|p| protocols.iter().any(|x| x == p)) else {
+        return full(StatusCode::BAD_REQUEST, "exec needs a websocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io");
+    };
+    let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).and_then(|k| k.to_str().ok()).map(str::to_owned) else {
+        return full(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    let (stdin, stdout, stderr) = (truthy(&q, "stdin"), truthy(&q, "stdout"), truthy(&q, "stderr"));
+    let exe = ctx.host.exe.clone();
+    let pause = record.pause_pid;
+    let v5 = protocol.starts_with("v5");
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(upgraded), Role::Server, None).await;
+        run_exec(ws, exe, pause, env, command, stdin, stdout, stderr, v5).await;
+    });
+    let mut r = full(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+    let h = r.headers_mut();
+    h.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    h.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+    if let Ok(v) = http::HeaderValue::from_str(&tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())) {
+        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    h.insert(http::header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static(protocol));
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_exec<S>(ws: tokio_tungstenite::WebSocketStream<S>, exe: std::path::PathBuf, pause: u32, env: Vec<(String, String)>, command: Vec<String>, stdin: bool, stdout: bool, stderr: bool, v5: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut source) = ws.split();
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.arg("sandbox-exec").arg("--pid").arg(pause.to_string()).arg("--").args(&command);
+    cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.stdin(if stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let st = serde_json::json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError"});
+            let mut m = vec![channel::ERROR];
+            m.extend_from_slice(st.to_string().as_bytes());
+            let _ = sink.send(Message::binary(m)).await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
+    let pump = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, ch: u8, forward: bool, tx: tokio::sync::mpsc::Sender<Vec<u8>>| {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match r.read(&mut buf[1..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) if forward => {
+                        buf[0] = ch;
+                        if tx.send(buf[..=n].to_vec()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        })
+    };
+    let mut pumps = Vec::new();
+    if let Some(o) = child.stdout.take() {
+        pumps.push(pump(Box::new(o), channel::STDOUT, stdout, out_tx.clone()));
+    }
+    if let Some(e) = child.stderr.take() {
+        pumps.push(pump(Box::new(e), channel::STDERR, stderr, out_tx.clone()));
+    }
+    drop(out_tx);
+    let mut child_in = child.stdin.take();
+    let mut status = None;
+    let mut outputs_done = false;
+    loop {
+        tokio::select! {
+            msg = out_rx.recv(), if !outputs_done => match msg {
+                Some(m) => { if sink.send(Message::binary(m)).await.is_err() { break; } }
+                None => outputs_done = true,
+            },
+            incoming = source.next() => match incoming {
+                Some(Ok(Message::Binary(data))) => {
+                    match data.first().copied() {
+                        Some(channel::STDIN) => if let Some(w) = child_in.as_mut() { let _ = w.write_all(&data[1..]).await; },
+                        Some(channel::CLOSE) if v5 && data.get(1) == Some(&channel::STDIN) => { child_in = None; }
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { let _ = child.start_kill(); break; }
+                _ => {}
+            },
+            st = child.wait(), if status.is_none() => { status = Some(st); }
+        }
+        if outputs_done && status.is_some() {
+            break;
+        }
+    }
+    for p in pumps {
+        let _ = p.await;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = match status {
+        Some(Ok(s)) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        _ => 137,
+    };
+    let mut m = vec![channel::ERROR];
+    m.extend_from_slice(exit_status(&command, code).to_string().as_bytes());
+    let _ = sink.send(Message::binary(m)).await;
+    let _ = sink.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_lines_like_the_kubelet() {
+        assert_eq!(tail(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(tail(b"a\nb\nc\n", 5), b"a\nb\nc\n");
+        assert_eq!(tail(b"a\nb\nc", 1), b"c");
+    }
+
+    #[test]
+    fn exit_codes_become_statuses() {
+        assert_eq!(exit_status(&["true".into()], 0)["status"], "Success");
+        let f = exit_status(&["sh".into(), "-c".into(), "exit 3".into()], 3);
+        assert_eq!(f["reason"], "NonZeroExitCode");
+        assert_eq!(f["details"]["causes"][0]["message"], "3");
+        assert_eq!(f["message"], "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3");
+    }
+}
