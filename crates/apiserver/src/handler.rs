@@ -118,6 +118,7 @@ impl Api {
             }
             Ok(Route::OpenApiV3) => Err(ApiError::path_not_found()),
             Ok(Route::Resource(r)) => self.resource(req, r, accept.as_deref()).await,
+            Ok(Route::PodStream(p)) => crate::node_proxy::proxy(&self.registry, req, &p.namespace, &p.name, p.sub).await,
             Ok(Route::Health(_) | Route::Version) => Err(ApiError::path_not_found()),
             Err(RouteError::NotFound) => Err(ApiError::path_not_found()),
             Err(RouteError::UnsupportedSubresource(_)) => Err(ApiError::path_not_found()),

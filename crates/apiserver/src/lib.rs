@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod handler;
 pub mod metrics;
+pub mod node_proxy;
 pub mod object;
 pub mod params;
 pub mod protobuf_body;

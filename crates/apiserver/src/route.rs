@@ -30,6 +30,8 @@ pub enum Route {
     OpenApiV3,
     /// A resource collection or object.
     Resource(ResourceRoute),
+    /// A pod stream proxied to its node.
+    PodStream(PodStream),
 }
 
 /// Which health endpoint.
@@ -41,6 +43,17 @@ pub enum HealthKind {
     Livez,
     /// `/readyz`
     Readyz,
+}
+
+/// A pod subresource streamed from the pod's node (`log`, `exec`, `attach`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodStream {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// `log`, `exec` or `attach`.
+    pub sub: &'static str,
 }
 
 /// A path under a resource.
@@ -83,6 +96,14 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
         ["apis", group] if resources::CATALOGUE.iter().any(|r| r.group == *group) => Ok(Route::Group((*group).to_owned())),
         ["apis", group, version] if resources::CATALOGUE.iter().any(|r| r.group == *group && r.version == *version) => {
             Ok(Route::GroupVersion { group: (*group).to_owned(), version: (*version).to_owned() })
+        }
+        ["api", "v1", "namespaces", ns, "pods", name, sub @ ("log" | "exec" | "attach")] if !ns.is_empty() && !name.is_empty() => {
+            let sub = match *sub {
+                "log" => "log",
+                "exec" => "exec",
+                _ => "attach",
+            };
+            Ok(Route::PodStream(PodStream { namespace: (*ns).to_owned(), name: (*name).to_owned(), sub }))
         }
         ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
         ["apis", group, version, rest @ ..] => resource_route(group, version, rest),

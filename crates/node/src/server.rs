@@ -258,6 +258,7 @@ where
             let mut m = vec![channel::ERROR];
             m.extend_from_slice(st.to_string().as_bytes());
             let _ = sink.send(Message::binary(m)).await;
+            let _ = sink.send(normal_close()).await;
             let _ = sink.close().await;
             return;
         }
@@ -325,7 +326,14 @@ where
     let mut m = vec![channel::ERROR];
     m.extend_from_slice(exit_status(&command, code).to_string().as_bytes());
     let _ = sink.send(Message::binary(m)).await;
+    let _ = sink.send(normal_close()).await;
     let _ = sink.close().await;
+}
+
+/// A close frame with status 1000: the client reads it as the end of every stream.
+fn normal_close() -> Message {
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+    Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
 }
 
 #[cfg(test)]
