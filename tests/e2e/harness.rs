@@ -22,9 +22,21 @@ pub struct Cluster {
     pub data: PathBuf,
     /// Listen address.
     pub addr: String,
+    /// The "outside" namespace on the node's uplink (clusters with a node).
+    pub outside: Option<String>,
+    /// Whether the node agent runs pods.
+    pub node: bool,
+    /// Prefix of the pods' network namespace names.
+    pub netns_prefix: String,
+    extra: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
+
+/// The node's address on its uplink (clusters with a node).
+pub const NODE_IP: &str = "192.168.200.2";
+/// The outside namespace's address on the node's uplink.
+pub const OUTSIDE_IP: &str = "192.168.200.1";
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
@@ -37,19 +49,83 @@ impl Cluster {
         let out = run(Command::new("ip").args(["netns", "add", &name]));
         assert!(out.status.success(), "ip netns add failed (the end-to-end tests need root): {}", String::from_utf8_lossy(&out.stderr));
         run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        Self::boot(Some(name), "127.0.0.1:6443".into())
+        Self::boot(Some(name), "127.0.0.1:6443".into(), false)
+    }
+
+    /// Starts `portico up` with the node agent running pods, in a fresh
+    /// namespace whose `eth0` (NODE_IP) is wired to an "outside" namespace
+    /// (OUTSIDE_IP, the node's default gateway).
+    pub fn start_node() -> Self {
+        Self::start_node_with(&[])
+    }
+
+    /// `start_node` with extra `portico up` flags.
+    pub fn start_node_with(extra: &[&str]) -> Self {
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        let name = format!("portico-e2e-{}-{k}", std::process::id());
+        let outside = format!("{name}-out");
+        let sh = |script: &str| {
+            let out = run(Command::new("sh").args(["-ec", script]));
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let (a, b) = (format!("pe{}x{k}a", std::process::id() % 100000), format!("pe{}x{k}b", std::process::id() % 100000));
+        sh(&format!(
+            "ip netns add {name}; ip netns add {outside}; ip -n {name} link set lo up; ip -n {outside} link set lo up
+             ip link add {a} type veth peer name {b}; ip link set {a} netns {name}; ip link set {b} netns {outside}
+             ip -n {name} link set {a} name eth0; ip -n {name} addr add {NODE_IP}/24 dev eth0; ip -n {name} link set eth0 up
+             ip -n {outside} addr add {OUTSIDE_IP}/24 dev {b}; ip -n {outside} link set {b} up
+             ip -n {name} route add default via {OUTSIDE_IP}"
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let netns_prefix = format!("pe2e{}x{k}-", std::process::id());
+        let mut c = Self {
+            netns: Some(name),
+            data,
+            addr: "127.0.0.1:6443".into(),
+            outside: Some(outside),
+            node: true,
+            netns_prefix,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir,
+            child: None,
+        };
+        c.launch();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = c.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status} {.items[*].spec.podCIDR}"]);
+            let text = stdout(&out);
+            if text.starts_with("True") && text.contains('/') {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the node did not become Ready with a pod CIDR in 30s ({text}):\n{}", c.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    /// A command run in the outside namespace (a client off the node).
+    pub fn outside(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.outside.as_deref().expect("a cluster with a node"), program]);
+        cmd
+    }
+
+    /// A command run on the node (in its network namespace).
+    pub fn on_node(&self, program: &str) -> Command {
+        self.command(program)
     }
 
     /// Starts `portico up` on the host loopback with a free port (for in-process clients).
     pub fn start_on_host() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
-        Self::boot(None, format!("127.0.0.1:{port}"))
+        Self::boot(None, format!("127.0.0.1:{port}"), false)
     }
 
-    fn boot(netns: Option<String>, addr: String) -> Self {
+    fn boot(netns: Option<String>, addr: String, node: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut c = Self { netns, data, addr, dir, child: None };
+        let mut c = Self { netns, data, addr, outside: None, node, netns_prefix: "portico-".into(), extra: vec![], dir, child: None };
         c.launch();
         c
     }
@@ -78,6 +154,11 @@ impl Cluster {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         let mut cmd = self.command(env!("CARGO_BIN_EXE_portico"));
         cmd.args(["up", "--data-dir"]).arg(&self.data).args(["--bind", &self.addr]);
+        if self.node {
+            cmd.args(["--netns-prefix", &self.netns_prefix]).args(&self.extra);
+        } else {
+            cmd.args(["--disable", "pods,proxy,dns"]);
+        }
         cmd.stdout(Stdio::null()).stderr(log).env("RUST_LOG", "info");
         self.child = Some(cmd.spawn().expect("spawn portico"));
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -139,6 +220,11 @@ impl Cluster {
         let mut args = vec!["apply", "-f", path.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra);
         self.kubectl(&args)
+    }
+
+    /// The test's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Writes a file into the test's temp dir and returns its path.
@@ -205,6 +291,15 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill9();
+        if self.node {
+            // Pods outlive a killed agent: remove them the way a user would.
+            let mut cmd = self.command(env!("CARGO_BIN_EXE_portico"));
+            cmd.args(["agent", "--cleanup", "--data-dir"]).arg(&self.data);
+            let _ = cmd.output();
+        }
+        if let Some(ns) = &self.outside {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
         if let Some(ns) = &self.netns {
             // Processes started inside the namespace (kubectl -w) die with it.
             let _ = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| {

@@ -11,5 +11,6 @@ mod errors;
 mod kube_client;
 mod kubectl_apply;
 mod kubectl_create;
+mod node;
 mod versions;
 mod watch;

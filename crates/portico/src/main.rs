@@ -64,6 +64,9 @@ struct NodeArgs {
     /// Components not to run on this node (comma-separated: pods).
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
+    /// Prefix of the pods' network namespace names under /run/netns.
+    #[arg(long, default_value = "portico-", hide = true)]
+    netns_prefix: String,
 }
 
 /// `portico agent` flags.
@@ -244,6 +247,7 @@ fn agent_config(node: &NodeArgs, state_dir: PathBuf, cluster_cidr: &str) -> anyh
     cfg.kubelet_addr = node.kubelet_address;
     cfg.cluster_dns = vec![node.cluster_dns];
     cfg.cluster_cidr = cluster_cidr.to_owned();
+    cfg.netns_prefix = node.netns_prefix.clone();
     Ok(cfg)
 }
 
