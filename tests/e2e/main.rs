@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod cni;
 mod controllers;
 mod durability;
 mod errors;
