@@ -12,6 +12,7 @@ pub mod events;
 pub mod gc;
 pub mod leader;
 pub mod loadbalancer;
+pub mod nodelifecycle;
 pub mod nodes;
 pub mod pods;
 pub mod replicaset;
@@ -37,11 +38,13 @@ pub struct Config {
     pub cluster_cidr: ipnet::Ipv4Net,
     /// Dedicated LoadBalancer addresses; `None` means ServiceLB style (node IPs).
     pub lb_pool: Option<ipnet::Ipv4Net>,
+    /// How long a node may go without renewing its Lease before it is marked NotReady.
+    pub node_monitor_grace: std::time::Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { cluster_cidr: nodes::DEFAULT_POD_CIDR.parse().expect("literal CIDR"), lb_pool: None }
+        Self { cluster_cidr: nodes::DEFAULT_POD_CIDR.parse().expect("literal CIDR"), lb_pool: None, node_monitor_grace: nodelifecycle::DEFAULT_GRACE }
     }
 }
 
@@ -59,7 +62,8 @@ pub async fn run(client: kube::Client, cfg: Config) {
         deployment::run(client.clone()),
         gc::run(client.clone()),
         nodes::run(client.clone(), cfg.cluster_cidr),
-        loadbalancer::run(client.clone(), cfg.lb_pool)
+        loadbalancer::run(client.clone(), cfg.lb_pool),
+        nodelifecycle::run(client.clone(), cfg.node_monitor_grace)
     );
 }
 

@@ -115,6 +115,9 @@ struct ServerArgs {
     /// Dedicated IPv4 range for LoadBalancer Services (default: node IPs, ServiceLB style).
     #[arg(long)]
     lb_pool: Option<String>,
+    /// Seconds a node may go without renewing its Lease before it is marked NotReady.
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
     /// Seconds to let in-flight requests finish on shutdown.
     #[arg(long, default_value_t = 10)]
     drain_seconds: u64,
@@ -204,6 +207,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let controllers_cfg = portico_controllers::Config {
         cluster_cidr: args.cluster_cidr.parse().context("--cluster-cidr")?,
         lb_pool: args.lb_pool.as_deref().map(str::parse).transpose().context("--lb-pool")?,
+        node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period),
     };
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     // Stable across restarts of this server, so a restart takes its own lease back at once.

@@ -15,12 +15,16 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(Default::default()).await
+}
+
+async fn env_with(controllers: portico_controllers::Config) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = portico_apiserver::Config { data_dir: dir.path().to_owned(), bind: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
     let server = portico_apiserver::start(cfg, Arc::new(portico_store::memory::MemoryStore::new())).await.expect("server");
     let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig");
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config")).expect("client");
-    tokio::spawn(portico_controllers::run(client.clone(), Default::default()));
+    tokio::spawn(portico_controllers::run(client.clone(), controllers));
     Env { client, _server: server, _dir: dir }
 }
 
@@ -323,4 +327,31 @@ mod nodes_and_lb {
         })
         .await;
     }
+}
+
+#[tokio::test]
+async fn nodes_that_stop_renewing_their_lease_become_not_ready() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Node;
+    let e = env_with(portico_controllers::Config { node_monitor_grace: Duration::from_secs(8), ..Default::default() }).await;
+    let nodes: Api<Node> = Api::all(e.client.clone());
+    let leases: Api<Lease> = Api::namespaced(e.client.clone(), "kube-node-lease");
+    let now = jiff::Timestamp::now();
+    for (name, renewed) in [("silent", now - jiff::SignedDuration::from_secs(3600)), ("alive", now)] {
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": name}})).expect("node");
+        nodes.create(&PostParams::default(), &n).await.expect("node");
+        let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+            "lastHeartbeatTime": renewed.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), "lastTransitionTime": renewed.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}]}});
+        nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.expect("status");
+        let l: Lease = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
+            "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}})).expect("lease");
+        leases.create(&PostParams::default(), &l).await.expect("lease");
+    }
+    let ready = |n: Node| n.status.and_then(|s| s.conditions).unwrap_or_default().into_iter().find(|c| c.type_ == "Ready").expect("Ready condition");
+    eventually("silent node marked Unknown", Duration::from_secs(10), || async {
+        let c = ready(nodes.get("silent").await.expect("get"));
+        c.status == "Unknown" && c.reason.as_deref() == Some("NodeStatusUnknown") && c.message.as_deref() == Some("Kubelet stopped posting node status.")
+    })
+    .await;
+    assert_eq!(ready(nodes.get("alive").await.expect("get")).status, "True", "a node that renews its lease stays Ready");
 }
