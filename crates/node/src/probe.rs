@@ -141,10 +141,25 @@ pub async fn run_loop(c: Container, probe: Probe, kind: Kind, generation: u64, t
     tokio::time::sleep(Duration::from_secs(probe.initial_delay_seconds.unwrap_or(0).max(0) as u64)).await;
     let mut state = kind == Kind::Liveness;
     let (mut oks, mut fails) = (0, 0);
+    // Until a readiness or startup probe first succeeds, extra attempts between
+    // the regular ones (25 ms, doubling) let a pod turn Ready as soon as it
+    // answers instead of a whole period later. They can only report success;
+    // failures are counted on the regular schedule, so thresholds keep their meaning.
+    let mut eager = kind != Kind::Liveness && success_threshold == 1;
     loop {
-        let r = run_once(&c, &probe, &target).await;
+        let tick = tokio::time::Instant::now() + period;
+        let mut r = run_once(&c, &probe, &target).await;
+        let mut gap = Duration::from_millis(25);
+        while eager && r.is_err() && tokio::time::Instant::now() + gap < tick {
+            tokio::time::sleep(gap).await;
+            gap = (gap * 2).min(period);
+            if run_once(&c, &probe, &target).await.is_ok() {
+                r = Ok(());
+            }
+        }
         let message = match &r {
             Ok(()) => {
+                eager = false;
                 oks += 1;
                 fails = 0;
                 String::new()
@@ -170,6 +185,6 @@ pub async fn run_loop(c: Container, probe: Probe, kind: Kind, generation: u64, t
                 return;
             }
         }
-        tokio::time::sleep(period).await;
+        tokio::time::sleep_until(tick).await;
     }
 }
