@@ -120,11 +120,10 @@ pub async fn proxy(registry: &Registry, mut req: Request<Incoming>, namespace: &
     tokio::spawn(async move {
         while let Some(frame) = incoming.frame().await {
             let Ok(frame) = frame else { break };
-            if let Ok(data) = frame.into_data() {
-                if tx.send(Ok(Frame::data(data))).await.is_err() {
+            if let Ok(data) = frame.into_data()
+                && tx.send(Ok(Frame::data(data))).await.is_err() {
                     break;
                 }
-            }
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));

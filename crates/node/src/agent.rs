@@ -111,11 +111,10 @@ pub fn detect_node_ip() -> Option<IpAddr> {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut words = text.split_whitespace();
     while let Some(w) = words.next() {
-        if w == "src" {
-            if let Some(ip) = words.next().and_then(|s| s.parse().ok()) {
+        if w == "src"
+            && let Some(ip) = words.next().and_then(|s| s.parse().ok()) {
                 return Some(ip);
             }
-        }
     }
     let out = std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "scope", "global"]).output().ok()?;
     String::from_utf8_lossy(&out.stdout)
@@ -239,11 +238,10 @@ async fn wait_pod_cidr(client: &kube::Client, name: &str) -> String {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut logged = false;
     loop {
-        if let Ok(Some(n)) = nodes.get_opt(name).await {
-            if let Some(cidr) = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+        if let Ok(Some(n)) = nodes.get_opt(name).await
+            && let Some(cidr) = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
                 return cidr;
             }
-        }
         if !logged {
             tracing::info!(node = name, "waiting for the node's pod CIDR (node IPAM)");
             logged = true;
@@ -254,13 +252,12 @@ async fn wait_pod_cidr(client: &kube::Client, name: &str) -> String {
 
 /// Kills processes left in a sandbox's network namespace and removes it.
 async fn remove_leftover(host: &Host, record: &crate::sandbox::Record) {
-    if !record.netns.is_empty() {
-        if let Ok(out) = tokio::process::Command::new("ip").args(["netns", "pids", &record.netns]).output().await {
+    if !record.netns.is_empty()
+        && let Ok(out) = tokio::process::Command::new("ip").args(["netns", "pids", &record.netns]).output().await {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-    }
     crate::sandbox::destroy_record(host, record).await;
     let _ = std::fs::remove_dir_all(host.pod_dir(&record.uid));
 }
@@ -376,12 +373,11 @@ fn apply(shared: &Shared, index: &PodIndex, workers: &mut Workers, pod: Pod) {
     let (ns, name) = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
     index.set(&ns, &name, &uid);
     let pod = Arc::new(pod);
-    if let Some((tx, h)) = workers.get(&uid) {
-        if !h.is_finished() {
+    if let Some((tx, h)) = workers.get(&uid)
+        && !h.is_finished() {
             let _ = tx.send(Some(pod));
             return;
         }
-    }
     // Finished pods (Succeeded/Failed with no restart) keep their worker until deleted.
     let (tx, rx) = watch::channel(Some(pod));
     let h = tokio::spawn(worker::run(shared.clone(), rx));

@@ -59,11 +59,10 @@ impl ImageTable {
 
     fn load_user(&self) -> BTreeMap<String, Vec<String>> {
         let mut map = self.user.clone();
-        if let Ok(text) = std::fs::read_to_string(&self.user_file) {
-            if let Ok(m) = serde_saphyr::from_str::<BTreeMap<String, Vec<String>>>(&text) {
+        if let Ok(text) = std::fs::read_to_string(&self.user_file)
+            && let Ok(m) = serde_saphyr::from_str::<BTreeMap<String, Vec<String>>>(&text) {
                 map.extend(m);
             }
-        }
         map
     }
 

@@ -146,11 +146,10 @@ async fn logs(ctx: &Ctx, ns: &str, pod: &str, container: &str, q: &[(String, Str
         let mut pos = start as u64;
         loop {
             let mut buf = Vec::new();
-            if let Ok(mut f) = tokio::fs::File::open(&file).await {
-                if f.seek(std::io::SeekFrom::Start(pos)).await.is_ok() {
+            if let Ok(mut f) = tokio::fs::File::open(&file).await
+                && f.seek(std::io::SeekFrom::Start(pos)).await.is_ok() {
                     let _ = f.read_to_end(&mut buf).await;
                 }
-            }
             if !buf.is_empty() {
                 pos += buf.len() as u64;
                 if tx.send(Ok(Frame::data(Bytes::from(buf)))).await.is_err() {

@@ -55,14 +55,13 @@ pub fn mac(netns: Option<&str>, name: &str) -> String {
 
 /// Creates the bridge if missing and brings it up; adds `gateway` when given.
 pub fn ensure_bridge(name: &str, gateway: Option<&str>, mtu: Option<u32>) -> Result<(), CniError> {
-    if !link_exists(None, name) {
-        if let Err(e) = ip(&["link", "add", "name", name, "type", "bridge"]) {
+    if !link_exists(None, name)
+        && let Err(e) = ip(&["link", "add", "name", name, "type", "bridge"]) {
             // Another ADD may have created it at the same moment.
             if !link_exists(None, name) {
                 return Err(e);
             }
         }
-    }
     if let Some(mtu) = mtu {
         ip(&["link", "set", "dev", name, "mtu", &mtu.to_string()])?;
     }
@@ -70,13 +69,11 @@ pub fn ensure_bridge(name: &str, gateway: Option<&str>, mtu: Option<u32>) -> Res
     if let Some(gw) = gateway {
         let addrs = ip(&["-o", "addr", "show", "dev", name])?;
         let gw_ip = gw.split('/').next().unwrap_or(gw);
-        if !addrs.split_whitespace().any(|w| w.split('/').next() == Some(gw_ip)) {
-            if let Err(e) = ip(&["addr", "add", gw, "dev", name]) {
-                if !e.details.contains("File exists") {
+        if !addrs.split_whitespace().any(|w| w.split('/').next() == Some(gw_ip))
+            && let Err(e) = ip(&["addr", "add", gw, "dev", name])
+                && !e.details.contains("File exists") {
                     return Err(e);
                 }
-            }
-        }
     }
     Ok(())
 }

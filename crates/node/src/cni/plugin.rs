@@ -321,13 +321,12 @@ pub fn main() -> i32 {
     use std::io::{Read, Write};
     let env = Env::from_lookup(|k| std::env::var(k).ok());
     let mut stdin = Vec::new();
-    if env.command != "VERSION" || !atty_stdin() {
-        if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
+    if (env.command != "VERSION" || !atty_stdin())
+        && let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
             let err = CniError::new(code::IO_FAILURE, "error reading from stdin", e.to_string());
             println!("{}", serde_json::to_string(&err).unwrap_or_default());
             return 1;
         }
-    }
     let (rc, out) = invoke(&env, &stdin);
     let mut so = std::io::stdout();
     let _ = so.write_all(out.as_bytes());
