@@ -61,9 +61,12 @@ struct NodeArgs {
     /// Cluster DNS address written into pods' resolv.conf.
     #[arg(long, default_value = "10.96.0.10")]
     cluster_dns: std::net::IpAddr,
-    /// Components not to run on this node (comma-separated: pods).
+    /// Components not to run on this node (comma-separated: pods, proxy, dns).
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
+    /// Where the Service proxy serves /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:10256")]
+    proxy_health_address: SocketAddr,
     /// Prefix of the pods' network namespace names under /run/netns.
     #[arg(long, default_value = "portico-", hide = true)]
     netns_prefix: String,
@@ -215,6 +218,8 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let controllers = tokio::spawn(portico_controllers::run_with_leader_election(client.clone(), controllers_cfg, identity));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut node_tasks = Vec::new();
+    // Rules stay in the kernel when the proxy stops: traffic flows through a restart.
+    let proxy = if with_node { start_proxy(&args.node, client.clone(), &args.cluster_cidr)? } else { None };
     if with_node && !args.node.disable.iter().any(|d| d == "pods") {
         let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr)?;
         let mut rx = stop_rx.clone();
@@ -236,9 +241,30 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     for t in node_tasks {
         let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
     }
+    if let Some(p) = proxy {
+        p.abort();
+    }
     controllers.abort();
     running.shutdown().await;
     Ok(())
+}
+
+/// Starts the Service proxy unless disabled; fails with one line naming the fix
+/// when this machine cannot run it.
+fn start_proxy(node: &NodeArgs, client: kube::Client, cluster_cidr: &str) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if node.disable.iter().any(|d| d == "proxy") {
+        return Ok(None);
+    }
+    portico_proxy::preflight()?;
+    let name = portico_node::agent::node_name(&agent_config(node, PathBuf::new(), cluster_cidr)?);
+    let mut cfg = portico_proxy::Config::new(name);
+    cfg.cluster_cidr = cluster_cidr.to_owned();
+    cfg.health_addr = Some(node.proxy_health_address);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = portico_proxy::run(client, cfg).await {
+            tracing::error!(error = %e, "service proxy stopped");
+        }
+    })))
 }
 
 fn agent_config(node: &NodeArgs, state_dir: PathBuf, cluster_cidr: &str) -> anyhow::Result<portico_node::agent::Config> {
@@ -260,7 +286,8 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
     let cfg = agent_config(&args.node, data_dir.join("agent"), "10.244.0.0/16")?;
     if args.cleanup {
         portico_node::agent::cleanup(&cfg).await;
-        println!("removed Portico's pods, network namespaces, leases, bridge and masquerade rules");
+        let _ = portico_proxy::cleanup(portico_proxy::DEFAULT_TABLE);
+        println!("removed Portico's pods, network namespaces, leases, bridge, masquerade and Service proxy rules");
         return Ok(());
     }
     let client_cfg = match (&args.kubeconfig, &args.server) {
@@ -283,6 +310,7 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("portico agent needs --server URL --token TOKEN [--ca-file CA] or --kubeconfig PATH"),
     };
     let client = kube::Client::try_from(client_cfg).context("building the API client")?;
+    let proxy = start_proxy(&args.node, client.clone(), "10.244.0.0/16")?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(portico_node::agent::run(client, cfg, async move {
         let _ = stop_rx.wait_for(|v| *v).await;
@@ -290,6 +318,9 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
     wait_for_signal().await?;
     let _ = stop_tx.send(true);
     agent.await.context("agent task")?.context("node agent")?;
+    if let Some(p) = proxy {
+        p.abort();
+    }
     Ok(())
 }
 

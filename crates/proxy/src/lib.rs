@@ -1,0 +1,103 @@
+//! Portico's Service proxy: the job kube-proxy does, in the kernel through
+//! nftables. Services and EndpointSlices (watched through the API, like any
+//! client) become a ServiceMap (`servicemap`, pure), the ServiceMap becomes
+//! nftables objects (`nft::ruleset`, pure), and the difference to what is in
+//! the kernel goes to `nft` as one atomic transaction (`nft::plan`,
+//! `nft::apply`). Rules stay in place when the proxy stops, so traffic keeps
+//! flowing through a restart; `cleanup` removes them.
+
+pub mod conntrack;
+pub mod metrics;
+pub mod nft;
+pub mod servicemap;
+mod sync;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The default nftables table (family `ip`).
+pub const DEFAULT_TABLE: &str = "portico";
+
+/// Why the proxy stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `nft` failed.
+    #[error(transparent)]
+    Nft(#[from] nft::apply::NftError),
+    /// The health/metrics listener could not be opened.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A watch stream ended.
+    #[error("a watch stream ended")]
+    WatchEnded,
+    /// The machine cannot run the proxy.
+    #[error("{0}")]
+    Preflight(String),
+}
+
+/// Proxy settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name (for Local traffic policies).
+    pub node_name: String,
+    /// The cluster's pod range (IPv4).
+    pub cluster_cidr: String,
+    /// nftables table name.
+    pub table: String,
+    /// Least time between two syncs (bursts of changes batch into one).
+    pub min_sync_interval: Duration,
+    /// Full resync period (repairs drift).
+    pub full_resync_interval: Duration,
+    /// `/healthz`, `/readyz` and `/metrics` address (None: not served).
+    pub health_addr: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Defaults for a node.
+    pub fn new(node_name: String) -> Self {
+        Self {
+            node_name,
+            cluster_cidr: "10.244.0.0/16".into(),
+            table: DEFAULT_TABLE.into(),
+            min_sync_interval: Duration::from_millis(10),
+            full_resync_interval: Duration::from_secs(3600),
+            health_addr: Some(SocketAddr::from(([0, 0, 0, 0], 10256))),
+        }
+    }
+}
+
+/// Checks that this process can program nftables; the error is one line with the fix.
+pub fn preflight() -> Result<(), Error> {
+    let out = std::process::Command::new("nft").args(["list", "tables"]).output();
+    match out {
+        Err(_) => Err(Error::Preflight("the Service proxy needs the nft binary: apt-get install nftables (or run with --disable proxy)".into())),
+        Ok(o) if !o.status.success() => Err(Error::Preflight(format!(
+            "the Service proxy cannot use nftables ({}): run portico as root or with CAP_NET_ADMIN (or run with --disable proxy)",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Runs the proxy until the task is dropped (rules stay in place).
+pub async fn run(client: kube::Client, cfg: Config) -> Result<(), Error> {
+    let metrics = metrics::Metrics::new();
+    let _server = match cfg.health_addr {
+        Some(addr) => Some(metrics::serve(addr, metrics.clone()).await.map_err(|source| Error::Listen { addr, source })?),
+        None => None,
+    };
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    sync::run(client, cfg, metrics).await
+}
+
+/// Removes Portico's proxy rules from this host.
+pub fn cleanup(table: &str) -> Result<(), Error> {
+    nft::apply::delete_table("ip", table)?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Golden tests of the renderer: representative Services rendered as a full
+//! sync transaction and compared with files under `tests/golden/`. Set
+//! `UPDATE_GOLDEN=1` to rewrite the files after an intended change.
+
+use super::plan::{self, State};
+use super::ruleset::{self, NodeConfig};
+use crate::servicemap;
+use serde_json::json;
+
+fn node() -> NodeConfig {
+    NodeConfig { table: "portico".into(), cluster_cidr: "10.244.0.0/16".into() }
+}
+
+fn slice(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
+    json!({"metadata": {"name": format!("{svc}-abc"), "namespace": ns, "labels": {"kubernetes.io/service-name": svc}}, "addressType": "IPv4", "ports": [port], "endpoints": eps})
+}
+
+fn script(services: serde_json::Value, slices: serde_json::Value) -> String {
+    let services: Vec<_> = serde_json::from_value(services).expect("services");
+    let slices: Vec<_> = serde_json::from_value(slices).expect("slices");
+    let map = servicemap::build(&services, &slices, "node-1");
+    let rendered: Vec<_> = map.values().map(|p| ruleset::render(p, &node())).collect();
+    plan::full(&node(), &State::from_rendered(&rendered))
+}
+
+fn check(name: &str, got: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.nft"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).expect("write golden");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    assert_eq!(got, want, "rendering of {name} changed; if intended, rerun with UPDATE_GOLDEN=1 and review the diff");
+}
+
+const TWO: &str = r#"[{"addresses": ["10.244.0.2"], "nodeName": "node-1"}, {"addresses": ["10.244.1.3"], "nodeName": "node-2"}]"#;
+
+fn two() -> serde_json::Value {
+    serde_json::from_str(TWO).expect("eps")
+}
+
+#[test]
+fn cluster_ip() {
+    let got = script(
+        json!([{"metadata": {"name": "web", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.5", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}]),
+        json!([slice("default", "web", json!({"name": "http", "port": 8080, "protocol": "TCP"}), two())]),
+    );
+    check("cluster_ip", &got);
+}
+
+#[test]
+fn node_port_and_round_robin() {
+    let got = script(
+        json!([{"metadata": {"name": "web", "namespace": "default", "annotations": {"portico.dev/lb-algorithm": "rr"}},
+            "spec": {"clusterIP": "10.96.0.6", "type": "NodePort", "ports": [{"port": 80, "nodePort": 30380, "protocol": "TCP"}]}}]),
+        json!([slice("default", "web", json!({"port": 8080, "protocol": "TCP"}), two())]),
+    );
+    check("node_port", &got);
+}
+
+#[test]
+fn load_balancer_with_external_ips() {
+    let got = script(
+        json!([{"metadata": {"name": "lb", "namespace": "shop"}, "spec": {"clusterIP": "10.96.0.7", "type": "LoadBalancer", "externalIPs": ["192.0.2.50"],
+            "ports": [{"name": "https", "port": 443, "nodePort": 31443, "protocol": "TCP"}]}, "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}}]),
+        json!([slice("shop", "lb", json!({"name": "https", "port": 8443, "protocol": "TCP"}), two())]),
+    );
+    check("load_balancer", &got);
+}
+
+#[test]
+fn client_ip_affinity() {
+    let got = script(
+        json!([{"metadata": {"name": "sticky", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.8", "sessionAffinity": "ClientIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 30}}, "ports": [{"port": 80, "protocol": "TCP"}]}}]),
+        json!([slice("default", "sticky", json!({"port": 8080, "protocol": "TCP"}), two())]),
+    );
+    check("affinity", &got);
+}
+
+#[test]
+fn no_endpoints_reject() {
+    let got = script(
+        json!([{"metadata": {"name": "empty", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.9", "type": "NodePort",
+            "ports": [{"port": 53, "nodePort": 30053, "protocol": "UDP"}]}}]),
+        json!([]),
+    );
+    check("no_endpoints", &got);
+}
+
+#[test]
+fn local_traffic_policy() {
+    let got = script(
+        json!([
+            {"metadata": {"name": "local", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.10", "type": "NodePort", "externalTrafficPolicy": "Local",
+                "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]}},
+            {"metadata": {"name": "remote-only", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.11", "type": "NodePort", "externalTrafficPolicy": "Local",
+                "internalTrafficPolicy": "Local", "ports": [{"port": 80, "nodePort": 30081, "protocol": "TCP"}]}}
+        ]),
+        json!([
+            slice("default", "local", json!({"port": 8080, "protocol": "TCP"}), two()),
+            slice("default", "remote-only", json!({"port": 8080, "protocol": "TCP"}), json!([{"addresses": ["10.244.1.9"], "nodeName": "node-2"}]))
+        ]),
+    );
+    check("local_policy", &got);
+}
+
+#[test]
+fn incremental_changes_touch_only_the_changed_service() {
+    let services: Vec<_> = serde_json::from_value(json!([
+        {"metadata": {"name": "a", "namespace": "d"}, "spec": {"clusterIP": "10.96.1.1", "ports": [{"port": 80}]}},
+        {"metadata": {"name": "b", "namespace": "d"}, "spec": {"clusterIP": "10.96.1.2", "ports": [{"port": 80}]}}
+    ]))
+    .expect("services");
+    let before: Vec<_> = serde_json::from_value(json!([slice("d", "a", json!({"port": 8080}), two()), slice("d", "b", json!({"port": 8080}), two())])).expect("slices");
+    let after: Vec<_> = serde_json::from_value(json!([
+        slice("d", "a", json!({"port": 8080}), json!([{"addresses": ["10.244.0.2"], "nodeName": "node-1"}])),
+        slice("d", "b", json!({"port": 8080}), two())
+    ]))
+    .expect("slices");
+    let state = |slices: &[_]| {
+        let map = servicemap::build(&services, slices, "node-1");
+        State::from_rendered(&map.values().map(|p| ruleset::render(p, &node())).collect::<Vec<_>>())
+    };
+    let diff = plan::diff(&node(), &state(&before), &state(&after));
+    assert_eq!(
+        diff,
+        "flush chain ip portico service-Y7QZIRY5-d/a/tcp/p80\n\
+         add rule ip portico service-Y7QZIRY5-d/a/tcp/p80 ip daddr 10.96.1.1 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n\
+         add rule ip portico service-Y7QZIRY5-d/a/tcp/p80 meta l4proto tcp dnat ip to 10.244.0.2:8080\n"
+    );
+    assert_eq!(plan::diff(&node(), &state(&after), &state(&after)), "", "no change, no transaction");
+}

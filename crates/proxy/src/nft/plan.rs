@@ -1,0 +1,118 @@
+//! Planning one transaction: the difference between the objects in the
+//! kernel and the objects wanted, in an order the kernel accepts (sets and
+//! chains before the rules and elements that use them; elements removed
+//! before the chains they point at).
+
+use super::ruleset::{self, NodeConfig, Rendered};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+/// Everything Portico has put in its table (besides the base objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// Chains and their rules.
+    pub chains: BTreeMap<String, Vec<String>>,
+    /// Sets and their definitions.
+    pub sets: BTreeMap<String, String>,
+    /// Map elements.
+    pub elements: BTreeMap<(String, String), String>,
+    /// Hairpin set elements.
+    pub hairpin: BTreeSet<Ipv4Addr>,
+}
+
+impl State {
+    /// Merges per-Service renderings; on a clash of map keys (two Services
+    /// claiming one external IP and port) the first in key order wins.
+    pub fn from_rendered<'a>(rendered: impl IntoIterator<Item = &'a Rendered>) -> Self {
+        let mut s = Self::default();
+        for r in rendered {
+            for (k, v) in &r.chains {
+                s.chains.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for (k, v) in &r.sets {
+                s.sets.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for (k, v) in &r.elements {
+                s.elements.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            s.hairpin.extend(r.endpoint_ips.iter().copied());
+        }
+        s
+    }
+
+    /// Number of rules (for metrics).
+    pub fn rule_count(&self) -> usize {
+        self.chains.values().map(Vec::len).sum()
+    }
+}
+
+/// The statements that turn `old` into `new` (empty when nothing changes).
+pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
+    let t = &cfg.table;
+    let mut out = String::new();
+    for (name, def) in &new.sets {
+        match old.sets.get(name) {
+            Some(d) if d == def => {}
+            Some(_) => {
+                let _ = writeln!(out, "delete set ip {t} {name}\nadd set ip {t} {name} {{ {def} }}");
+            }
+            None => {
+                let _ = writeln!(out, "add set ip {t} {name} {{ {def} }}");
+            }
+        }
+    }
+    for name in new.chains.keys().filter(|n| !old.chains.contains_key(*n)) {
+        let _ = writeln!(out, "add chain ip {t} {name}");
+    }
+    for (name, rules) in &new.chains {
+        match old.chains.get(name) {
+            Some(r) if r == rules => continue,
+            Some(_) => {
+                let _ = writeln!(out, "flush chain ip {t} {name}");
+            }
+            None => {}
+        }
+        for rule in rules {
+            let _ = writeln!(out, "add rule ip {t} {name} {rule}");
+        }
+    }
+    for ((map, key), value) in &old.elements {
+        if new.elements.get(&(map.clone(), key.clone())) != Some(value) {
+            let _ = writeln!(out, "delete element ip {t} {map} {{ {key} }}");
+        }
+    }
+    for ((map, key), value) in &new.elements {
+        if old.elements.get(&(map.clone(), key.clone())) != Some(value) {
+            let _ = writeln!(out, "add element ip {t} {map} {{ {key} : {value} }}");
+        }
+    }
+    let gone: Vec<String> = old.hairpin.difference(&new.hairpin).map(|ip| format!("{ip} . {ip}")).collect();
+    if !gone.is_empty() {
+        let _ = writeln!(out, "delete element ip {t} hairpin {{ {} }}", gone.join(", "));
+    }
+    let added: Vec<String> = new.hairpin.difference(&old.hairpin).map(|ip| format!("{ip} . {ip}")).collect();
+    if !added.is_empty() {
+        let _ = writeln!(out, "add element ip {t} hairpin {{ {} }}", added.join(", "));
+    }
+    let dead: Vec<&String> = old.chains.keys().filter(|n| !new.chains.contains_key(*n)).collect();
+    for name in &dead {
+        let _ = writeln!(out, "flush chain ip {t} {name}");
+    }
+    for name in &dead {
+        let _ = writeln!(out, "delete chain ip {t} {name}");
+    }
+    for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
+        let _ = writeln!(out, "delete set ip {t} {name}");
+    }
+    out
+}
+
+/// A full sync: the table recreated from scratch with everything in `new`, atomically.
+pub fn full(cfg: &NodeConfig, new: &State) -> String {
+    let t = &cfg.table;
+    let mut out = format!("add table ip {t}\ndelete table ip {t}\n");
+    out.push_str(&ruleset::base(cfg));
+    out.push_str(&diff(cfg, &State::default(), new));
+    out
+}

@@ -1,0 +1,183 @@
+//! Rendering: the base table (maps, hooks, masquerading) and, per Service
+//! port, its chains, affinity sets and map elements. Modelled on kube-proxy's
+//! nftables mode: one verdict-map lookup on `daddr . l4proto . dport` whatever
+//! the number of Services, a chain per Service port; endpoint choice is a
+//! `dnat ... to numgen|jhash ... map { i : ip . port }` (no per-endpoint chains)
+//! unless ClientIP affinity needs per-endpoint state.
+
+use crate::servicemap::{Algorithm, Endpoint, ServicePort};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// The packet mark that asks for masquerade (kube-proxy's 0x4000).
+pub const MASQ_MARK: &str = "0x4000";
+
+/// Node-wide settings the rules depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The nftables table name (family `ip`).
+    pub table: String,
+    /// The cluster's pod range: traffic from outside it to a ClusterIP is masqueraded.
+    pub cluster_cidr: String,
+}
+
+/// The kernel objects one Service port needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// Chains and their rules.
+    pub chains: BTreeMap<String, Vec<String>>,
+    /// Sets (name → definition body).
+    pub sets: BTreeMap<String, String>,
+    /// Map elements: (map, key) → value.
+    pub elements: BTreeMap<(String, String), String>,
+    /// Endpoint addresses (for the hairpin set).
+    pub endpoint_ips: BTreeSet<Ipv4Addr>,
+}
+
+/// Eight stable base32 characters naming a Service port's objects.
+pub fn hash8(key: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    (0..8).map(|i| A[((h >> (i * 5)) & 31) as usize] as char).collect()
+}
+
+fn names(sp: &ServicePort) -> (String, String, String) {
+    let h = hash8(&sp.key);
+    // A trailing '/' (unnamed port) reads badly; name it by number instead.
+    let key = if sp.key.ends_with('/') { format!("{}p{}", sp.key, sp.port) } else { sp.key.clone() };
+    (format!("service-{h}-{key}"), format!("external-{h}-{key}"), format!("{h}-{key}"))
+}
+
+/// The base ruleset (without the table line): maps, sets and hook chains.
+pub fn base(cfg: &NodeConfig) -> String {
+    let t = &cfg.table;
+    format!(
+        "table ip {t} {{
+  comment \"rules for Portico's Service proxy\"
+  map service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}
+  map service-nodeports {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}
+  map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}
+  map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}
+  set hairpin {{ type ipv4_addr . ipv4_addr ; comment \"endpoints reaching themselves through a Service\" ; }}
+  chain mark-for-masquerade {{ meta mark set meta mark | {MASQ_MARK} ; }}
+  chain masquerading {{
+    ct status dnat ip saddr . ip daddr @hairpin masquerade
+    meta mark & {MASQ_MARK} == 0 return
+    meta mark set meta mark ^ {MASQ_MARK}
+    masquerade fully-random
+  }}
+  chain services {{
+    ip daddr . meta l4proto . th dport vmap @service-ips
+    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
+  }}
+  chain reject-chain {{ meta l4proto tcp reject with tcp reset ; reject ; }}
+  chain service-endpoints-check {{ ip daddr . meta l4proto . th dport vmap @no-endpoint-services ; }}
+  chain nodeport-endpoints-check {{ fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports ; }}
+  chain nat-prerouting {{ type nat hook prerouting priority -100 ; jump services ; }}
+  chain nat-output {{ type nat hook output priority -100 ; jump services ; }}
+  chain nat-postrouting {{ type nat hook postrouting priority 100 ; jump masquerading ; }}
+  chain filter-forward {{ type filter hook forward priority 0 ; ct state new jump service-endpoints-check ; }}
+  chain filter-input {{ type filter hook input priority 0 ; ct state new jump service-endpoints-check ; ct state new jump nodeport-endpoints-check ; }}
+  chain filter-output {{ type filter hook output priority 0 ; ct state new jump service-endpoints-check ; ct state new jump nodeport-endpoints-check ; }}
+}}
+"
+    )
+}
+
+fn choose(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::Random => "numgen random",
+        Algorithm::RoundRobin => "numgen inc",
+        Algorithm::SourceHash => "jhash ip saddr",
+    }
+}
+
+/// Rules that pick one of `eps` and DNAT to it (affinity: per-endpoint chains and sets).
+fn selection(sp: &ServicePort, eps: &[Endpoint], suffix: &str, out: &mut Rendered) -> Vec<String> {
+    let proto = sp.protocol;
+    let Some(timeout) = sp.affinity else {
+        return match eps {
+            [one] => vec![format!("meta l4proto {proto} dnat ip to {}:{}", one.ip, one.port)],
+            _ => {
+                let map: Vec<String> = eps.iter().enumerate().map(|(i, e)| format!("{i} : {} . {}", e.ip, e.port)).collect();
+                vec![format!("meta l4proto {proto} dnat ip to {} mod {} map {{ {} }}", choose(sp.algorithm), eps.len(), map.join(", "))]
+            }
+        };
+    };
+    let mut rules = Vec::new();
+    let mut targets = Vec::new();
+    for e in eps {
+        let set = format!("affinity-{suffix}__{}/{}", e.ip, e.port);
+        let chain = format!("endpoint-{suffix}__{}/{}", e.ip, e.port);
+        out.sets.insert(set.clone(), format!("type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ;"));
+        out.chains.insert(chain.clone(), vec![format!("update @{set} {{ ip saddr }}"), format!("meta l4proto {proto} dnat ip to {}:{}", e.ip, e.port)]);
+        rules.push(format!("ip saddr @{set} goto {chain}"));
+        targets.push(chain);
+    }
+    let vmap: Vec<String> = targets.iter().enumerate().map(|(i, c)| format!("{i} : goto {c}")).collect();
+    rules.push(format!("{} mod {} vmap {{ {} }}", choose(sp.algorithm), targets.len(), vmap.join(", ")));
+    rules
+}
+
+/// The verdict for traffic that finds no endpoint: `drop` when only a Local
+/// policy leaves it without one, else reject.
+fn no_endpoint_verdict(local_policy: bool, any_endpoint: bool) -> String {
+    if local_policy && any_endpoint { "drop".into() } else { "goto reject-chain".into() }
+}
+
+/// Renders one Service port.
+pub fn render(sp: &ServicePort, cfg: &NodeConfig) -> Rendered {
+    let mut out = Rendered::default();
+    let (svc_chain, ext_chain, suffix) = names(sp);
+    let proto = sp.protocol;
+    out.endpoint_ips = sp.endpoints.iter().map(|e| e.ip).collect();
+    let internal = sp.internal();
+    if let Some(cip) = sp.cluster_ip {
+        let key = format!("{cip} . {proto} . {}", sp.port);
+        if internal.is_empty() {
+            out.elements.insert(("no-endpoint-services".into(), key), no_endpoint_verdict(sp.internal_local, !sp.endpoints.is_empty()));
+        } else {
+            let mut rules = vec![format!("ip daddr {cip} ip saddr != {} jump mark-for-masquerade", cfg.cluster_cidr)];
+            rules.extend(selection(sp, internal, &suffix, &mut out));
+            out.chains.insert(svc_chain.clone(), rules);
+            out.elements.insert(("service-ips".into(), key), format!("goto {svc_chain}"));
+        }
+    }
+    if sp.has_external() {
+        let external = sp.external();
+        let verdict = if external.is_empty() {
+            no_endpoint_verdict(sp.external_local, !sp.endpoints.is_empty())
+        } else {
+            let mut rules = Vec::new();
+            if sp.external_local {
+                // Pods and the node itself still reach every endpoint (kube-proxy's
+                // short-circuits); other clients keep their source IP and only reach local endpoints.
+                let everywhere = selection(sp, &sp.endpoints, &suffix, &mut out);
+                rules.extend(everywhere.iter().map(|r| format!("ip saddr {} {r}", cfg.cluster_cidr)));
+                rules.push("fib saddr type local jump mark-for-masquerade".into());
+                rules.extend(everywhere.iter().map(|r| format!("fib saddr type local {r}")));
+                rules.extend(selection(sp, external, &suffix, &mut out));
+            } else {
+                rules.push("jump mark-for-masquerade".into());
+                rules.extend(selection(sp, external, &suffix, &mut out));
+            }
+            out.chains.insert(ext_chain.clone(), rules);
+            format!("goto {ext_chain}")
+        };
+        let empty = external.is_empty();
+        for ip in &sp.external_ips {
+            let key = format!("{ip} . {proto} . {}", sp.port);
+            let map = if empty { "no-endpoint-services" } else { "service-ips" };
+            out.elements.insert((map.into(), key), verdict.clone());
+        }
+        if let Some(np) = sp.node_port {
+            let map = if empty { "no-endpoint-nodeports" } else { "service-nodeports" };
+            out.elements.insert((map.into(), format!("{proto} . {np}")), verdict.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,295 @@
+//! The sync loop: Service and EndpointSlice watches feed a small world
+//! model; changed Services are marked dirty; after a short minimum interval
+//! the dirty Services are re-derived, re-rendered and diffed against what is
+//! in the kernel, and the difference goes to `nft` as one transaction. A full
+//! resync runs at start and periodically, and after any failed transaction.
+
+use crate::metrics::Metrics;
+use crate::nft::plan::{self, State};
+use crate::nft::ruleset::{self, NodeConfig, Rendered};
+use crate::servicemap::{self, ServicePort};
+use crate::{Config, Error, conntrack, nft};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+type Key = (String, String);
+
+enum Ev {
+    Svc(watcher::Event<Service>),
+    Slice(watcher::Event<EndpointSlice>),
+}
+
+/// The watched objects.
+#[derive(Default)]
+struct World {
+    services: HashMap<Key, Service>,
+    slices: HashMap<Key, EndpointSlice>,
+    by_service: HashMap<Key, BTreeSet<String>>,
+}
+
+fn key_of(m: &kube::api::ObjectMeta) -> Key {
+    (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+}
+
+fn owner(s: &EndpointSlice) -> Option<Key> {
+    let svc = s.metadata.labels.as_ref()?.get("kubernetes.io/service-name")?;
+    Some((s.metadata.namespace.clone().unwrap_or_default(), svc.clone()))
+}
+
+impl World {
+    fn slices_of(&self, k: &Key) -> Vec<EndpointSlice> {
+        self.by_service.get(k).into_iter().flatten().filter_map(|n| self.slices.get(&(k.0.clone(), n.clone())).cloned()).collect()
+    }
+
+    fn put_slice(&mut self, s: EndpointSlice) -> Option<Key> {
+        let k = key_of(&s.metadata);
+        let prev_owner = self.slices.get(&k).and_then(owner);
+        let new_owner = owner(&s);
+        if let Some(p) = &prev_owner {
+            if let Some(set) = self.by_service.get_mut(p) {
+                set.remove(&k.1);
+            }
+        }
+        if let Some(o) = &new_owner {
+            self.by_service.entry(o.clone()).or_default().insert(k.1.clone());
+        }
+        self.slices.insert(k, s);
+        new_owner.or(prev_owner)
+    }
+
+    fn remove_slice(&mut self, s: &EndpointSlice) -> Option<Key> {
+        let k = key_of(&s.metadata);
+        let o = self.slices.remove(&k).as_ref().and_then(owner).or_else(|| owner(s));
+        if let Some(o) = &o {
+            if let Some(set) = self.by_service.get_mut(o) {
+                set.remove(&k.1);
+            }
+        }
+        o
+    }
+}
+
+/// The proxy's view of what is in the kernel.
+struct Programmed {
+    ports: HashMap<Key, Vec<ServicePort>>,
+    rendered: HashMap<String, Rendered>,
+    hairpin: HashMap<Ipv4Addr, usize>,
+    chains: usize,
+    rules: usize,
+}
+
+pub(crate) async fn run(client: kube::Client, cfg: Config, metrics: Arc<Metrics>) -> Result<(), Error> {
+    let node = NodeConfig { table: cfg.table.clone(), cluster_cidr: cfg.cluster_cidr.clone() };
+    let svcs = watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff().map(|e| e.map(Ev::Svc)).boxed();
+    let slices = watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()).default_backoff().map(|e| e.map(Ev::Slice)).boxed();
+    let mut events = futures::stream::select(svcs, slices);
+    let mut world = World::default();
+    let (mut svc_init, mut slice_init) = (false, false);
+    let (mut svc_listing, mut slice_listing): (Option<World>, Option<Vec<EndpointSlice>>) = (None, None);
+    let mut dirty: HashMap<Key, Instant> = HashMap::new();
+    let mut prog = Programmed { ports: HashMap::new(), rendered: HashMap::new(), hairpin: HashMap::new(), chains: 0, rules: 0 };
+    let mut need_full = true;
+    let mut next_full = tokio::time::Instant::now() + cfg.full_resync_interval;
+    let mut last_sync = tokio::time::Instant::now() - cfg.min_sync_interval;
+    loop {
+        let due = if svc_init && slice_init && (need_full || !dirty.is_empty()) {
+            Some((last_sync + cfg.min_sync_interval).max(tokio::time::Instant::now()))
+        } else {
+            None
+        };
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else { return Err(Error::WatchEnded) };
+                let now = Instant::now();
+                let mut mark = |k: Key| { dirty.entry(k).or_insert(now); };
+                match ev {
+                    Ok(Ev::Svc(e)) => match e {
+                        watcher::Event::Init => svc_listing = Some(World::default()),
+                        watcher::Event::InitApply(s) => { if let Some(l) = svc_listing.as_mut() { l.services.insert(key_of(&s.metadata), s); } }
+                        watcher::Event::InitDone => {
+                            let listed = svc_listing.take().unwrap_or_default().services;
+                            for k in world.services.keys().chain(listed.keys()) { mark(k.clone()); }
+                            world.services = listed;
+                            svc_init = true;
+                        }
+                        watcher::Event::Apply(s) => { let k = key_of(&s.metadata); world.services.insert(k.clone(), s); mark(k); }
+                        watcher::Event::Delete(s) => { let k = key_of(&s.metadata); world.services.remove(&k); mark(k); }
+                    },
+                    Ok(Ev::Slice(e)) => match e {
+                        watcher::Event::Init => slice_listing = Some(Vec::new()),
+                        watcher::Event::InitApply(s) => { if let Some(l) = slice_listing.as_mut() { l.push(s); } }
+                        watcher::Event::InitDone => {
+                            let listed = slice_listing.take().unwrap_or_default();
+                            let old: Vec<Key> = world.by_service.keys().cloned().collect();
+                            world.slices.clear();
+                            world.by_service.clear();
+                            for k in old { mark(k); }
+                            for s in listed { if let Some(k) = world.put_slice(s) { mark(k); } }
+                            slice_init = true;
+                        }
+                        watcher::Event::Apply(s) => { if let Some(k) = world.put_slice(s) { mark(k); } }
+                        watcher::Event::Delete(s) => { if let Some(k) = world.remove_slice(&s) { mark(k); } }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "proxy watch failed; retrying"),
+                }
+                if !dirty.is_empty() { metrics.pending(); }
+            }
+            _ = sleep_opt(due) => {
+                let full = need_full || tokio::time::Instant::now() >= next_full;
+                let started = Instant::now();
+                let result = if full { full_sync(&cfg, &node, &world, &mut prog) } else { incremental(&cfg, &node, &world, &dirty, &mut prog).await };
+                last_sync = tokio::time::Instant::now();
+                match result {
+                    Ok(()) => {
+                        let took = started.elapsed().as_secs_f64();
+                        if full {
+                            metrics.full_sync_duration.observe(took);
+                            next_full = tokio::time::Instant::now() + cfg.full_resync_interval;
+                            tracing::info!(services = world.services.len(), chains = prog.chains, rules = prog.rules, seconds = took, "full proxy sync");
+                        }
+                        metrics.sync_duration.observe(took);
+                        for (_, at) in dirty.drain() { metrics.programming.observe(at.elapsed().as_secs_f64()); }
+                        metrics.rules.set(prog.rules as i64);
+                        metrics.chains.set(prog.chains as i64);
+                        metrics.synced();
+                        need_full = false;
+                    }
+                    Err(e) => {
+                        metrics.sync_failures.inc();
+                        tracing::error!(error = %e, "proxy sync failed; a full resync follows");
+                        need_full = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ports_of(cfg: &Config, world: &World, k: &Key) -> Vec<ServicePort> {
+    match world.services.get(k) {
+        Some(s) => servicemap::build(std::slice::from_ref(s), &world.slices_of(k), &cfg.node_name).into_values().collect(),
+        None => vec![],
+    }
+}
+
+fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programmed) -> Result<(), Error> {
+    let mut ports: HashMap<Key, Vec<ServicePort>> = HashMap::new();
+    let mut rendered: HashMap<String, Rendered> = HashMap::new();
+    for k in world.services.keys() {
+        let ps = ports_of(cfg, world, k);
+        for p in &ps {
+            rendered.insert(p.key.clone(), ruleset::render(p, node));
+        }
+        ports.insert(k.clone(), ps);
+    }
+    let mut keys: Vec<&String> = rendered.keys().collect();
+    keys.sort();
+    let state = State::from_rendered(keys.iter().map(|k| &rendered[*k]));
+    nft::apply::apply(&plan::full(node, &state))?;
+    let mut hairpin = HashMap::new();
+    for r in rendered.values() {
+        for ip in &r.endpoint_ips {
+            *hairpin.entry(*ip).or_insert(0) += 1;
+        }
+    }
+    prog.chains = state.chains.len();
+    prog.rules = state.rule_count();
+    *prog = Programmed { ports, rendered, hairpin, chains: prog.chains, rules: prog.rules };
+    Ok(())
+}
+
+async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &HashMap<Key, Instant>, prog: &mut Programmed) -> Result<(), Error> {
+    let mut script = String::new();
+    let mut flushes = Vec::new();
+    let mut staged: Vec<(Key, Vec<ServicePort>, Vec<(String, Rendered)>)> = Vec::new();
+    let mut hairpin = prog.hairpin.clone();
+    let (mut hp_add, mut hp_del) = (BTreeSet::new(), BTreeSet::new());
+    let (mut chains, mut rules) = (prog.chains as i64, prog.rules as i64);
+    for k in dirty.keys() {
+        let new_ports = ports_of(cfg, world, k);
+        let old_ports = prog.ports.get(k).cloned().unwrap_or_default();
+        if new_ports == old_ports {
+            continue;
+        }
+        let mut keys: BTreeSet<String> = old_ports.iter().map(|p| p.key.clone()).collect();
+        keys.extend(new_ports.iter().map(|p| p.key.clone()));
+        let mut rendered_new = Vec::new();
+        for pk in keys {
+            let old_p = old_ports.iter().find(|p| p.key == pk);
+            let new_p = new_ports.iter().find(|p| p.key == pk);
+            let old_r = prog.rendered.get(&pk).cloned().unwrap_or_default();
+            let new_r = new_p.map(|p| ruleset::render(p, node)).unwrap_or_default();
+            let strip = |r: &Rendered| State { chains: r.chains.clone(), sets: r.sets.clone(), elements: r.elements.clone(), hairpin: BTreeSet::new() };
+            let (os, ns) = (strip(&old_r), strip(&new_r));
+            chains += ns.chains.len() as i64 - os.chains.len() as i64;
+            rules += ns.rule_count() as i64 - os.rule_count() as i64;
+            script.push_str(&plan::diff(node, &os, &ns));
+            for ip in &old_r.endpoint_ips {
+                if let Some(n) = hairpin.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        hairpin.remove(ip);
+                        hp_del.insert(*ip);
+                    }
+                }
+            }
+            for ip in &new_r.endpoint_ips {
+                let n = hairpin.entry(*ip).or_insert(0);
+                if *n == 0 {
+                    hp_add.insert(*ip);
+                }
+                *n += 1;
+            }
+            flushes.extend(conntrack::flushes(old_p, new_p));
+            rendered_new.push((pk, new_r));
+        }
+        staged.push((k.clone(), new_ports, rendered_new));
+    }
+    // An address removed by one Service and added by another stays.
+    let both: BTreeSet<Ipv4Addr> = hp_add.intersection(&hp_del).copied().collect();
+    let t = &node.table;
+    let del: Vec<String> = hp_del.difference(&both).map(|ip| format!("{ip} . {ip}")).collect();
+    let add: Vec<String> = hp_add.difference(&both).map(|ip| format!("{ip} . {ip}")).collect();
+    if !del.is_empty() {
+        script.push_str(&format!("delete element ip {t} hairpin {{ {} }}\n", del.join(", ")));
+    }
+    if !add.is_empty() {
+        script.push_str(&format!("add element ip {t} hairpin {{ {} }}\n", add.join(", ")));
+    }
+    if !script.is_empty() {
+        nft::apply::apply(&script)?;
+    }
+    for (k, ports, rendered) in staged {
+        for (pk, r) in rendered {
+            if r == Rendered::default() {
+                prog.rendered.remove(&pk);
+            } else {
+                prog.rendered.insert(pk, r);
+            }
+        }
+        if ports.is_empty() {
+            prog.ports.remove(&k);
+        } else {
+            prog.ports.insert(k, ports);
+        }
+    }
+    prog.hairpin = hairpin;
+    prog.chains = chains.max(0) as usize;
+    prog.rules = rules.max(0) as usize;
+    conntrack::run(&flushes).await;
+    Ok(())
+}
