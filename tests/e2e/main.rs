@@ -13,5 +13,6 @@ mod kube_client;
 mod kubectl_apply;
 mod kubectl_create;
 mod node;
+mod proxy;
 mod versions;
 mod watch;

@@ -29,6 +29,8 @@ pub struct Config {
     pub node_port_range: (u16, u16),
     /// How long in-flight requests may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// The address the `kubernetes` Service's endpoints point at (default: the bind address, loopback if unspecified).
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             service_cidr: "10.96.0.0/12".parse().expect("literal CIDR"),
             node_port_range: (30000, 32767),
             drain_timeout: Duration::from_secs(10),
+            advertise_address: None,
         }
     }
 }
@@ -169,7 +172,8 @@ pub async fn start(cfg: Config, store: SharedStore) -> Result<Running, ServerErr
 
     let registry = Registry::new(store, cfg.service_cidr, cfg.node_port_range);
     registry.repair_allocations().await?;
-    crate::bootstrap::ensure_defaults(&registry, &cfg, client_addr(local_addr)).await?;
+    let advertise = cfg.advertise_address.map(|ip| SocketAddr::new(ip, local_addr.port())).unwrap_or_else(|| client_addr(local_addr));
+    crate::bootstrap::ensure_defaults(&registry, &cfg, advertise).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = Arc::new(Api {
         registry,

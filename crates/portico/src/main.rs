@@ -106,6 +106,9 @@ struct ServerArgs {
     /// Address to serve the Kubernetes API on (HTTPS).
     #[arg(long, default_value = "0.0.0.0:6443")]
     bind: SocketAddr,
+    /// Address the `kubernetes` Service sends pods to [default: the node IP when --bind is 0.0.0.0].
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
     /// Service ClusterIP range.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cidr: ipnet_arg::Cidr,
@@ -201,6 +204,8 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
         service_cidr: args.service_cidr.0.parse().context("--service-cidr")?,
         node_port_range: (args.service_node_port_range.0, args.service_node_port_range.1),
         drain_timeout: Duration::from_secs(args.drain_seconds),
+        // Pods reach the API through the `kubernetes` Service: advertise the node's address.
+        advertise_address: args.advertise_address.or_else(|| args.bind.ip().is_unspecified().then(portico_node::agent::detect_node_ip).flatten()),
     };
     let running = portico_apiserver::start(cfg, Arc::new(store)).await?;
     // Controllers are API clients like any other, over loopback HTTPS.
