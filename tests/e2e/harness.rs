@@ -105,7 +105,6 @@ impl Cluster {
     }
 
     /// A command run in the outside namespace (a client off the node).
-    #[allow(dead_code)]
     pub fn outside(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", self.outside.as_deref().expect("a cluster with a node"), program]);
