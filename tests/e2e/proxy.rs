@@ -71,7 +71,7 @@ fn apply(c: &Cluster, manifest: &str) {
 /// 100 ms for `secs` seconds; returns the replies in order.
 fn udp_from_fixed_port(c: &Cluster, addr: &str, port: u16, secs: u32) -> std::process::Child {
     let script = format!(
-        "import socket,time,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',40555))\ns.settimeout(0.1)\nend=time.time()+{secs}\nwhile time.time()<end:\n  s.sendto(b'hostname',('{addr}',{port}))\n  try:\n    print(s.recv(2048).decode(),flush=True)\n  except Exception:\n    print('-',flush=True)\n  time.sleep(0.1)\n"
+        "import socket,time,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',40555))\ns.settimeout(0.1)\nend=time.time()+{secs}\nwhile time.time()<end:\n  try:\n    s.sendto(b'hostname',('{addr}',{port}))\n    print(s.recv(2048).decode(),flush=True)\n  except Exception:\n    print('-',flush=True)\n  time.sleep(0.1)\n"
     );
     c.on_node("python3").args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3")
 }

@@ -1,0 +1,108 @@
+//! Metrics with CoreDNS's names, and the `/health`, `/ready`, `/metrics` endpoints.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use parking_lot::Mutex;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+type Labels = Vec<(String, String)>;
+
+/// The DNS server's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// coredns_dns_requests_total{proto,type}.
+    pub requests: Family<Labels, Counter>,
+    /// coredns_dns_responses_total{rcode}.
+    pub responses: Family<Labels, Counter>,
+    /// coredns_dns_request_duration_seconds.
+    pub duration: Histogram,
+    /// Set after the first full sync.
+    pub ready: AtomicBool,
+}
+
+impl Metrics {
+    /// Registers the metrics, with the forwarder's cache counters.
+    pub fn new(hits: Counter, misses: Counter) -> Arc<Self> {
+        let mut r = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let responses = Family::<Labels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.00025, 2.0, 16));
+        r.register("coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.", requests.clone());
+        r.register("coredns_dns_responses", "Counter of response status codes.", responses.clone());
+        r.register("coredns_dns_request_duration_seconds", "Histogram of the time (in seconds) each request took.", duration.clone());
+        r.register("coredns_cache_hits", "The count of cache hits.", hits);
+        r.register("coredns_cache_misses", "The count of cache misses.", misses);
+        Arc::new(Self { registry: Mutex::new(r), requests, responses, duration, ready: AtomicBool::new(false) })
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = encode(&mut s, &self.registry.lock());
+        s
+    }
+}
+
+/// The name CoreDNS's metrics use for an rcode.
+pub fn rcode_name(rc: u8) -> &'static str {
+    match rc {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        _ => "OTHER",
+    }
+}
+
+/// The name CoreDNS's metrics use for a query type.
+pub fn type_name(t: u16) -> &'static str {
+    match t {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        255 => "ANY",
+        _ => "other",
+    }
+}
+
+/// Serves `/health`, `/ready` and `/metrics` on `addr`.
+pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let m = m.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let m = m.clone();
+                    async move {
+                        let (code, body) = match req.uri().path() {
+                            "/health" => (200, "OK".to_owned()),
+                            "/ready" if m.ready.load(Ordering::Acquire) => (200, "OK".to_owned()),
+                            "/ready" => (503, "kubernetes".to_owned()),
+                            "/metrics" => (200, m.render()),
+                            _ => (404, "404 page not found".to_owned()),
+                        };
+                        let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                        *r.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK);
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    }))
+}
