@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 /// How long one upstream exchange may take.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Entries kept in the cache.
 pub const CACHE_CAPACITY: usize = 10_000;
 /// Longest time an answer is cached (CoreDNS's cache default).
@@ -102,8 +102,13 @@ impl Forwarder {
     }
 
     async fn exchange(&self, query: &[u8]) -> Option<Vec<u8>> {
+        // Every upstream together gets one timeout: a dead upstream becomes SERVFAIL, not a hang.
+        tokio::time::timeout(UPSTREAM_TIMEOUT, self.exchange_all(query)).await.ok().flatten()
+    }
+
+    async fn exchange_all(&self, query: &[u8]) -> Option<Vec<u8>> {
         for up in &self.upstreams {
-            let r = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
+            let r = tokio::time::timeout(UPSTREAM_TIMEOUT / 2, async {
                 let bind = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
                 let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
                 sock.connect(up).await.ok()?;

@@ -64,6 +64,15 @@ struct NodeArgs {
     /// Components not to run on this node (comma-separated: pods, proxy, dns).
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
+    /// Port cluster DNS listens on (on the node IP).
+    #[arg(long, default_value_t = 53)]
+    dns_port: u16,
+    /// Upstream resolvers for non-cluster names [default: the host's /etc/resolv.conf].
+    #[arg(long, value_delimiter = ',')]
+    dns_upstream: Option<Vec<String>>,
+    /// Where cluster DNS serves /health, /ready and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9153")]
+    dns_metrics_address: SocketAddr,
     /// Where the Service proxy serves /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:10256")]
     proxy_health_address: SocketAddr,
@@ -225,6 +234,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let mut node_tasks = Vec::new();
     // Rules stay in the kernel when the proxy stops: traffic flows through a restart.
     let proxy = if with_node { start_proxy(&args.node, client.clone(), &args.cluster_cidr)? } else { None };
+    let dns = if with_node { start_dns(&args.node, client.clone()).await? } else { None };
     if with_node && !args.node.disable.iter().any(|d| d == "pods") {
         let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr)?;
         let mut rx = stop_rx.clone();
@@ -249,6 +259,9 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     if let Some(p) = proxy {
         p.abort();
     }
+    if let Some(d) = dns {
+        d.abort();
+    }
     controllers.abort();
     running.shutdown().await;
     Ok(())
@@ -268,6 +281,38 @@ fn start_proxy(node: &NodeArgs, client: kube::Client, cluster_cidr: &str) -> any
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = portico_proxy::run(client, cfg).await {
             tracing::error!(error = %e, "service proxy stopped");
+        }
+    })))
+}
+
+/// Starts cluster DNS on the node's address (port 53) and publishes it as the
+/// `kube-dns` Service at the cluster DNS address, unless disabled.
+async fn start_dns(node: &NodeArgs, client: kube::Client) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if node.disable.iter().any(|d| d == "dns") {
+        return Ok(None);
+    }
+    let ip = node.node_ip.or_else(portico_node::agent::detect_node_ip).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let mut cfg = portico_dns::Config::new(vec![SocketAddr::new(ip, node.dns_port)]);
+    cfg.metrics_addr = Some(node.dns_metrics_address);
+    if let Some(up) = &node.dns_upstream {
+        cfg.upstreams = Some(up.iter().map(|a| if a.contains(':') { a.parse() } else { format!("{a}:53").parse() }).collect::<Result<_, _>>().context("--dns-upstream")?);
+    }
+    let (cluster_dns, port) = (node.cluster_dns, node.dns_port);
+    Ok(Some(tokio::spawn(async move {
+        let c = client.clone();
+        tokio::spawn(async move {
+            // The API may still be starting: retry until the Service is published.
+            for _ in 0..60 {
+                match portico_dns::ensure_kube_dns_service(&c, cluster_dns, &[ip], port).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::debug!(error = %e, "publishing kube-dns; retrying"),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tracing::error!("could not publish the kube-dns Service");
+        });
+        if let Err(e) = portico_dns::run(client, cfg).await {
+            tracing::error!(error = %e, "cluster DNS stopped");
         }
     })))
 }
@@ -316,6 +361,7 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
     };
     let client = kube::Client::try_from(client_cfg).context("building the API client")?;
     let proxy = start_proxy(&args.node, client.clone(), "10.244.0.0/16")?;
+    let dns = start_dns(&args.node, client.clone()).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(portico_node::agent::run(client, cfg, async move {
         let _ = stop_rx.wait_for(|v| *v).await;
@@ -325,6 +371,9 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
     agent.await.context("agent task")?.context("node agent")?;
     if let Some(p) = proxy {
         p.abort();
+    }
+    if let Some(d) = dns {
+        d.abort();
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! compact take on structured-merge-diff: exact for single managers and
 //! reporting conflicts between managers on the leaves they both set.
 
-use super::strategic::strategic_merge_patch;
+use super::strategic::apply_merge;
 use super::strategy::{ListStrategy, list_strategy};
 use serde_json::{Map, Value, json};
 
@@ -406,7 +406,7 @@ pub fn server_side_apply(
             }
         }
     }
-    let mut result = strategic_merge_patch(group, kind, &result, &applied).unwrap_or(applied.clone());
+    let mut result = apply_merge(group, kind, &result, &applied).unwrap_or(applied.clone());
     list.retain(|e| !entry_is(e, manager, "Apply"));
     list.push(entry(manager, "Apply", api_version, now, applied_fields, None));
     if result.get("metadata").is_none() {

@@ -16,13 +16,25 @@ const DELETE_PRIMITIVES: &str = "$deleteFromPrimitiveList/";
 struct Ctx<'a> {
     group: &'a str,
     kind: &'a str,
+    /// Server-side apply: list-map keys include `protocol` for ports, as the
+    /// OpenAPI `x-kubernetes-list-map-keys` say (SMP keys on the port alone).
+    apply: bool,
 }
 
 /// Applies a strategic merge patch to an object of the given kind.
 pub fn strategic_merge_patch(group: &str, kind: &str, target: &Value, patch: &Value) -> Result<Value, PatchError> {
+    merge_with(Ctx { group, kind, apply: false }, target, patch)
+}
+
+/// Merges an applied configuration into an object with server-side apply's
+/// list-map keys (`port` + `protocol` for Service and container ports).
+pub fn apply_merge(group: &str, kind: &str, target: &Value, patch: &Value) -> Result<Value, PatchError> {
+    merge_with(Ctx { group, kind, apply: true }, target, patch)
+}
+
+fn merge_with(ctx: Ctx<'_>, target: &Value, patch: &Value) -> Result<Value, PatchError> {
     let patch = patch.as_object().ok_or_else(|| PatchError::Invalid("strategic merge patch must be a JSON object".into()))?;
     let mut out = target.as_object().cloned().unwrap_or_default();
-    let ctx = Ctx { group, kind };
     match merge_map(&ctx, &mut out, patch, &mut Vec::new())? {
         MapOutcome::Keep => Ok(Value::Object(out)),
         MapOutcome::Delete => Ok(Value::Object(Map::new())),
@@ -177,14 +189,18 @@ fn merge_list(ctx: &Ctx<'_>, original: &mut Vec<Value>, patch: &[Value], path: &
                 let Some(kv) = pm.get(key) else {
                     return Err(PatchError::Invalid(format!("map: {p} does not contain declared merge key: {key}")));
                 };
+                // Under apply, ports are keyed by (port, protocol): TCP and UDP 53 are two entries.
+                let proto_keyed = ctx.apply && matches!(key, "port" | "containerPort");
+                let proto = |v: &Value| v.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
+                let same = |o: &Value| o.get(key) == Some(kv) && (!proto_keyed || proto(o) == proto(p));
                 if pm.get(PATCH).and_then(Value::as_str) == Some("delete") {
-                    original.retain(|o| o.get(key) != Some(kv));
+                    original.retain(|o| !same(o));
                     continue;
                 }
-                match original.iter_mut().find(|o| o.get(key) == Some(kv)) {
+                match original.iter_mut().find(|o| same(o)) {
                     Some(Value::Object(o)) => {
                         if let MapOutcome::Delete = merge_map(ctx, o, pm, path)? {
-                            original.retain(|o| o.get(key) != Some(kv));
+                            original.retain(|o| !same(o));
                         }
                     }
                     _ => {
@@ -297,5 +313,15 @@ mod tests {
     fn merge_list_element_without_key_is_an_error() {
         let err = strategic_merge_patch("", "Service", &json!({"spec": {"ports": []}}), &json!({"spec": {"ports": [{"name": "x"}]}}));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn apply_keys_ports_by_port_and_protocol() {
+        let applied = json!({"spec": {"ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}});
+        let out = apply_merge("", "Service", &json!({}), &applied).expect("apply");
+        assert_eq!(out["spec"]["ports"].as_array().map(Vec::len), Some(2), "{out}");
+        // A strategic merge patch keys on the port alone, as upstream.
+        let out = strategic_merge_patch("", "Service", &json!({}), &applied).expect("smp");
+        assert_eq!(out["spec"]["ports"].as_array().map(Vec::len), Some(1), "{out}");
     }
 }
