@@ -7,6 +7,7 @@ mod harness;
 
 mod cni;
 mod controllers;
+mod dns;
 mod durability;
 mod errors;
 mod kube_client;
