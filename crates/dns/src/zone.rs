@@ -406,3 +406,111 @@ fn srv_records(s: &Svc, ns: &str, name: &str, filter: Option<(&str, &str)>, cfg:
     }
     (srv, extra)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg() -> ZoneConfig {
+        ZoneConfig { domain: "cluster.local".into(), ttl: 5 }
+    }
+
+    fn zone() -> Zone {
+        let services: Vec<Service> = serde_json::from_value(json!([
+            {"metadata": {"name": "web", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"], "ports": [{"name": "http", "port": 80}, {"port": 81}]}},
+            {"metadata": {"name": "db", "namespace": "default"}, "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}},
+            {"metadata": {"name": "empty", "namespace": "default"}, "spec": {"clusterIP": "None", "ports": [{"name": "x", "port": 1}]}},
+            {"metadata": {"name": "ext", "namespace": "default"}, "spec": {"type": "ExternalName", "externalName": "www.example.com."}},
+            {"metadata": {"name": "alias", "namespace": "default"}, "spec": {"type": "ExternalName", "externalName": "web.default.svc.cluster.local"}}
+        ]))
+        .expect("services");
+        let slices: Vec<EndpointSlice> = serde_json::from_value(json!([
+            {"metadata": {"name": "db-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "db"}}, "addressType": "IPv4",
+             "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+             "endpoints": [{"addresses": ["10.244.0.5"], "hostname": "db-0"}, {"addresses": ["10.244.0.6"]}, {"addresses": ["10.244.0.7"], "conditions": {"ready": false}}]}
+        ]))
+        .expect("slices");
+        let ns: Vec<Namespace> = serde_json::from_value(json!([{"metadata": {"name": "default"}}, {"metadata": {"name": "kube-system"}}])).expect("ns");
+        Zone::build(&services, &slices, &ns, &cfg())
+    }
+
+    fn answers(o: &Outcome) -> Vec<String> {
+        match o {
+            Outcome::Answer(r) => r.answers.iter().map(|a| format!("{:?}", a.data)).collect(),
+            other => vec![format!("{other:?}")],
+        }
+    }
+
+    fn code(o: &Outcome) -> u8 {
+        match o {
+            Outcome::Answer(r) => r.rcode,
+            _ => 255,
+        }
+    }
+
+    #[test]
+    fn records_like_coredns() {
+        let z = zone();
+        let c = cfg();
+        let cases: &[(&str, u16, u8, &[&str])] = &[
+            ("web.default.svc.cluster.local", rtype::A, 0, &["A(10.96.0.20)"]),
+            ("WEB.Default.svc.Cluster.Local", rtype::A, 0, &["A(10.96.0.20)"]),
+            ("web.default.svc.cluster.local", rtype::AAAA, 0, &[]),
+            ("web.default.svc.cluster.local", rtype::TXT, 0, &[]),
+            ("_http._tcp.web.default.svc.cluster.local", rtype::SRV, 0, &["Srv { priority: 0, weight: 100, port: 80, target: \"web.default.svc.cluster.local\" }"]),
+            ("_x._tcp.web.default.svc.cluster.local", rtype::SRV, 3, &[]),
+            ("db.default.svc.cluster.local", rtype::A, 0, &["A(10.244.0.5)", "A(10.244.0.6)"]),
+            ("db-0.db.default.svc.cluster.local", rtype::A, 0, &["A(10.244.0.5)"]),
+            ("10-244-0-6.db.default.svc.cluster.local", rtype::A, 0, &["A(10.244.0.6)"]),
+            ("nope.db.default.svc.cluster.local", rtype::A, 3, &[]),
+            ("empty.default.svc.cluster.local", rtype::A, 3, &[]),
+            ("ext.default.svc.cluster.local", rtype::CNAME, 0, &["Cname(\"www.example.com\")"]),
+            ("alias.default.svc.cluster.local", rtype::A, 0, &["Cname(\"web.default.svc.cluster.local\")", "A(10.96.0.20)"]),
+            ("missing.default.svc.cluster.local", rtype::A, 3, &[]),
+            ("default.svc.cluster.local", rtype::A, 0, &[]),
+            ("nons.svc.cluster.local", rtype::A, 3, &[]),
+            ("svc.cluster.local", rtype::A, 0, &[]),
+            ("cluster.local", rtype::A, 0, &[]),
+            ("dns-version.cluster.local", rtype::TXT, 0, &["Txt(\"1.1.0\")"]),
+            ("10-1-2-3.default.pod.cluster.local", rtype::A, 0, &["A(10.1.2.3)"]),
+            ("10-1-2-3.nons.pod.cluster.local", rtype::A, 3, &[]),
+            ("a.b.c.d.e.f.cluster.local", rtype::A, 3, &[]),
+            ("20.0.96.10.in-addr.arpa", rtype::PTR, 0, &["Ptr(\"web.default.svc.cluster.local\")"]),
+            ("5.0.244.10.in-addr.arpa", rtype::PTR, 0, &["Ptr(\"db-0.db.default.svc.cluster.local\")"]),
+        ];
+        for (name, t, rc, want) in cases {
+            let o = z.answer(name, *t, &c);
+            assert_eq!(code(&o), *rc, "{name} {t}: {o:?}");
+            if *rc == 0 {
+                assert_eq!(answers(&o), *want, "{name} {t}");
+            }
+            if let Outcome::Answer(r) = &o {
+                if r.answers.is_empty() {
+                    assert!(matches!(r.authority.first().map(|a| &a.data), Some(RData::Soa { minimum: 5, .. })), "SOA in the negative answer for {name}");
+                }
+            }
+        }
+        assert!(matches!(z.answer("ext.default.svc.cluster.local", rtype::A, &c), Outcome::Chase { target, .. } if target == "www.example.com"));
+        assert_eq!(z.answer("example.org", rtype::A, &c), Outcome::Forward);
+        assert_eq!(z.answer("9.9.9.9.in-addr.arpa", rtype::PTR, &c), Outcome::Forward, "reverse misses fall through");
+    }
+
+    #[test]
+    fn servfail_until_synced_and_reverse_records_follow_changes() {
+        let c = cfg();
+        assert_eq!(code(&Zone::default().answer("web.default.svc.cluster.local", rtype::A, &c)), rcode::SERVFAIL);
+        let mut z = zone();
+        z.put(("default".into(), "web".into()), None, &c);
+        assert_eq!(code(&z.answer("web.default.svc.cluster.local", rtype::A, &c)), rcode::NXDOMAIN);
+        assert_eq!(z.answer("20.0.96.10.in-addr.arpa", rtype::PTR, &c), Outcome::Forward, "PTR removed with the Service");
+    }
+
+    #[test]
+    fn reverse_names_parse() {
+        assert_eq!(reverse_ip("4.3.2.1.in-addr.arpa"), Some("1.2.3.4".parse().expect("ip")));
+        let v6 = "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.0.0.1.2.3.4.ip6.arpa";
+        assert_eq!(reverse_ip(v6), Some("4321:0:1:2:3:4:567:89ab".parse().expect("ip")));
+        assert_eq!(reverse_ip("1.2.3.in-addr.arpa"), None);
+    }
+}
