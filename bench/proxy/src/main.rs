@@ -1,0 +1,291 @@
+//! `bench-proxy`: Portico's nftables data plane against a kube-proxy-shaped
+//! one, measured in the same run on the same kernel with the same `nft`.
+//!
+//! The peer renders every Service the way kube-proxy's nftables mode does (a
+//! service chain with `numgen random mod N vmap { i : goto endpoint-chain }`,
+//! one chain per endpoint with its masquerade check and DNAT); Portico renders
+//! its own shape (endpoint choice as one `dnat ... map`). Both use the same
+//! vmap dispatch. kube-proxy itself is not on this machine; its published
+//! figures are quoted in the README for orientation only.
+//!
+//! Measures, in throwaway network namespaces (run as root):
+//! - (c) full sync of S Services × 10 endpoints (one `nft -f` transaction);
+//! - (b) one new Service programmed with S present: Portico's incremental
+//!   diff vs re-applying the whole ruleset (what iptables-restore-style
+//!   proxies do on every change);
+//! - (a)/(d) TCP connect + request/response latency through a ClusterIP vs
+//!   straight to the pod IP, with 1k and 30k Services present, and bulk
+//!   throughput through the ClusterIP vs direct.
+
+use anyhow::Context;
+use clap::Parser;
+use portico_proxy::nft::plan::{self, State};
+use portico_proxy::nft::ruleset::{self, NodeConfig};
+use portico_proxy::servicemap::{Algorithm, Endpoint, ServicePort};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Service counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,30000")]
+    services: Vec<usize>,
+    /// Endpoints per Service.
+    #[arg(long, default_value_t = 10)]
+    endpoints: usize,
+    /// Latency samples per point.
+    #[arg(long, default_value_t = 2000)]
+    samples: usize,
+}
+
+fn sh(script: &str) -> anyhow::Result<()> {
+    let st = Command::new("sh").args(["-ec", script]).status()?;
+    anyhow::ensure!(st.success(), "failed: {script}");
+    Ok(())
+}
+
+fn port(i: usize, eps: usize) -> ServicePort {
+    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + 10 + i as u32);
+    let endpoints = (0..eps)
+        .map(|e| Endpoint { ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + 2 + ((i * eps + e) % 60000) as u32), port: 8080, local: true })
+        .collect::<Vec<_>>();
+    ServicePort {
+        key: format!("bench/svc-{i}/tcp/http"),
+        protocol: "tcp",
+        cluster_ip: Some(ip),
+        port: 80,
+        node_port: None,
+        external_ips: vec![],
+        affinity: None,
+        algorithm: Algorithm::Random,
+        internal_local: false,
+        external_local: false,
+        local_endpoints: endpoints.clone(),
+        endpoints,
+    }
+}
+
+/// kube-proxy's nftables-mode shape for the same Service port (per-endpoint chains).
+fn kube_proxy_shape(sp: &ServicePort, cfg: &NodeConfig) -> ruleset::Rendered {
+    let mut out = ruleset::Rendered::default();
+    let h = ruleset::hash8(&sp.key);
+    let svc = format!("service-{h}-{}", sp.key);
+    let cip = sp.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let mut vmap = Vec::new();
+    for (i, e) in sp.endpoints.iter().enumerate() {
+        let ch = format!("endpoint-{h}-{}__{}/{}", sp.key, e.ip, e.port);
+        out.chains.insert(ch.clone(), vec![format!("ip saddr {} jump mark-for-masquerade", e.ip), format!("meta l4proto tcp dnat to {}:{}", e.ip, e.port)]);
+        vmap.push(format!("{i} : goto {ch}"));
+    }
+    out.chains.insert(
+        svc.clone(),
+        vec![
+            format!("ip daddr {cip} ip saddr != {} jump mark-for-masquerade", cfg.cluster_cidr),
+            format!("numgen random mod {} vmap {{ {} }}", sp.endpoints.len(), vmap.join(", ")),
+        ],
+    );
+    out.elements.insert(("service-ips".into(), format!("{cip} . tcp . 80")), format!("goto {svc}"));
+    out
+}
+
+fn nft_in(ns: &str, script: &str) -> anyhow::Result<Duration> {
+    let path = std::env::temp_dir().join(format!("bench-proxy-{}.nft", std::process::id()));
+    std::fs::write(&path, script)?;
+    let t = Instant::now();
+    let out = Command::new("ip").args(["netns", "exec", ns, "nft", "-f"]).arg(&path).output()?;
+    let took = t.elapsed();
+    let _ = std::fs::remove_file(&path);
+    anyhow::ensure!(out.status.success(), "nft failed: {}", String::from_utf8_lossy(&out.stderr).lines().take(3).collect::<Vec<_>>().join(" | "));
+    Ok(took)
+}
+
+fn enter(ns: &str) -> anyhow::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+    Ok(())
+}
+
+/// connect + 1-byte request/response, p50/p99 in µs.
+fn latency(ns: &str, addr: &str, samples: usize) -> anyhow::Result<(f64, f64)> {
+    let ns = ns.to_owned();
+    let addr = addr.to_owned();
+    std::thread::spawn(move || -> anyhow::Result<(f64, f64)> {
+        enter(&ns)?;
+        let mut v = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let t = Instant::now();
+            let mut s = TcpStream::connect(&addr)?;
+            s.set_nodelay(true)?;
+            s.write_all(b"x")?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)?;
+            v.push(t.elapsed());
+        }
+        v.sort();
+        let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        Ok((p(0.5), p(0.99)))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("latency thread panicked"))?
+}
+
+/// Bulk throughput over one connection for `secs`, in Gbit/s.
+fn throughput(ns: &str, addr: &str, secs: f64) -> anyhow::Result<f64> {
+    let ns = ns.to_owned();
+    let addr = addr.to_owned();
+    std::thread::spawn(move || -> anyhow::Result<f64> {
+        enter(&ns)?;
+        let mut s = TcpStream::connect(&addr)?;
+        s.write_all(b"B")?;
+        let mut buf = vec![0u8; 1 << 16];
+        let t = Instant::now();
+        let mut total = 0usize;
+        while t.elapsed().as_secs_f64() < secs {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        Ok(total as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("throughput thread panicked"))?
+}
+
+/// A server in the pod namespace: 1-byte echo, or a byte stream after "B".
+fn serve(ns: &str) -> anyhow::Result<()> {
+    let ns = ns.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = (|| -> anyhow::Result<TcpListener> {
+            enter(&ns)?;
+            Ok(TcpListener::bind("0.0.0.0:8080")?)
+        })();
+        let l = match r {
+            Ok(l) => {
+                let _ = tx.send(Ok(()));
+                l
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let _ = s.set_nodelay(true);
+                let mut b = [0u8; 1];
+                if s.read_exact(&mut b).is_err() {
+                    return;
+                }
+                if b[0] == b'B' {
+                    let chunk = vec![7u8; 1 << 16];
+                    while s.write_all(&chunk).is_ok() {}
+                } else {
+                    let _ = s.write_all(&b);
+                }
+            });
+        }
+    });
+    rx.recv()??;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let id = std::process::id();
+    let (node, pod) = (format!("bp-node-{id}"), format!("bp-pod-{id}"));
+    sh(&format!(
+        "ip netns add {node}; ip netns add {pod}; ip -n {node} link set lo up; ip -n {pod} link set lo up
+         ip link add bpv{id} type veth peer name bpp{id}; ip link set bpv{id} netns {node}; ip link set bpp{id} netns {pod}
+         ip -n {node} addr add 10.244.0.1/16 dev bpv{id}; ip -n {node} link set bpv{id} up
+         ip -n {pod} addr add 10.244.0.2/16 dev bpp{id}; ip -n {pod} link set bpp{id} up; ip -n {pod} route add default via 10.244.0.1
+         ip -n {node} route add 10.96.0.0/12 dev bpv{id}"
+    ))?;
+    let result = run(&args, &node, &pod);
+    let _ = Command::new("ip").args(["netns", "del", &node]).status();
+    let _ = Command::new("ip").args(["netns", "del", &pod]).status();
+    result
+}
+
+fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
+    let cfg = NodeConfig { table: "portico".into(), cluster_cidr: "10.244.0.0/16".into() };
+    serve(pod)?;
+    println!("(a) data path, no Services programmed yet: direct to the pod");
+    let (d50, d99) = latency(node, "10.244.0.2:8080", args.samples)?;
+    let direct_tput = throughput(node, "10.244.0.2:8080", 2.0)?;
+    println!("    direct: connect+RTT p50 {d50:.1} µs p99 {d99:.1} µs; throughput {direct_tput:.2} Gbit/s");
+    for &n in &args.services {
+        println!("== {n} Services × {} endpoints", args.endpoints);
+        let ports: Vec<ServicePort> = (0..n).map(|i| port(i, args.endpoints)).collect();
+        // The measured Service: one endpoint, the real pod.
+        let mut target = port(n, 1);
+        target.endpoints = vec![Endpoint { ip: Ipv4Addr::new(10, 244, 0, 2), port: 8080, local: true }];
+        target.local_endpoints = target.endpoints.clone();
+        for (label, kube) in [("portico", false), ("kube-proxy shape", true)] {
+            let render = |p: &ServicePort| if kube { kube_proxy_shape(p, &cfg) } else { ruleset::render(p, &cfg) };
+            let t = Instant::now();
+            let rendered: Vec<_> = ports.iter().map(render).collect();
+            let state = State::from_rendered(&rendered);
+            let script = plan::full(&cfg, &state);
+            let build = t.elapsed();
+            let apply = nft_in(node, &script)?;
+            println!(
+                "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules; render {:.0} ms + nft {:.2} s; {:.1} MB script)",
+                (build + apply).as_secs_f64(),
+                state.chains.len(),
+                state.rule_count(),
+                build.as_secs_f64() * 1e3,
+                apply.as_secs_f64(),
+                script.len() as f64 / 1e6
+            );
+            // (b) one new Service with n present.
+            let mut one = Vec::new();
+            let mut whole = Vec::new();
+            for k in 0..5 {
+                let mut extra = port(n + 1 + k, args.endpoints);
+                extra.key = format!("bench/new-{k}/tcp/http");
+                let t = Instant::now();
+                let r = render(&extra);
+                let diff = plan::diff(&cfg, &State::default(), &State::from_rendered([&r]));
+                let d = t.elapsed() + nft_in(node, &diff)?;
+                one.push(d);
+                if k < 2 {
+                    // The peer's way: the whole ruleset again with the new Service in it.
+                    let t = Instant::now();
+                    let mut all = rendered.clone();
+                    all.push(r);
+                    let script = plan::full(&cfg, &State::from_rendered(&all));
+                    whole.push(t.elapsed() + nft_in(node, &script)?);
+                }
+            }
+            one.sort();
+            whole.sort();
+            println!(
+                "  (b) {label:<17} one new Service live: incremental {:.1} ms (median of 5, max {:.1}); full re-apply {:.0} ms",
+                one[2].as_secs_f64() * 1e3,
+                one[4].as_secs_f64() * 1e3,
+                whole[0].as_secs_f64() * 1e3
+            );
+            // (a)/(d): the measured Service on top.
+            let r = render(&target);
+            nft_in(node, &plan::diff(&cfg, &State::default(), &State::from_rendered([&r])))?;
+            let vip = format!("{}:80", target.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED));
+            let (s50, s99) = latency(node, &vip, args.samples)?;
+            let (d50, d99) = latency(node, "10.244.0.2:8080", args.samples)?;
+            let tput = throughput(node, &vip, 2.0)?;
+            let dtput = throughput(node, "10.244.0.2:8080", 2.0)?;
+            println!(
+                "  (a/d) {label:<15} connect+RTT via ClusterIP p50 {s50:.1} µs p99 {s99:.1} µs | direct p50 {d50:.1} µs p99 {d99:.1} µs | ratio direct/ClusterIP {:.2}; throughput ClusterIP {tput:.2} vs direct {dtput:.2} Gbit/s ({:.2}×)",
+                d50 / s50,
+                tput / dtput
+            );
+        }
+    }
+    Ok(())
+}
