@@ -142,14 +142,11 @@ pub async fn run(client: kube::Client, cfg: ZoneConfig, zone: Arc<ArcSwap<Zone>>
                     }
                     watcher::Event::Apply(o) => {
                         world.namespaces.extend(o.metadata.name.clone());
-                        full = full || false;
-                        dirty.insert((String::new(), String::new()));
                     }
                     watcher::Event::Delete(o) => {
                         if let Some(n) = &o.metadata.name {
                             world.namespaces.remove(n);
                         }
-                        dirty.insert((String::new(), String::new()));
                     }
                 },
                 Err(e) => tracing::warn!(error = %e, "DNS watch failed; retrying"),
@@ -162,7 +159,7 @@ pub async fn run(client: kube::Client, cfg: ZoneConfig, zone: Arc<ArcSwap<Zone>>
         next.synced = true;
         next.serial = now_serial();
         next.namespaces = world.namespaces.iter().map(|n| n.to_lowercase()).collect();
-        let keys: Vec<Key> = if full { world.services.keys().cloned().collect() } else { dirty.drain().filter(|k| !k.1.is_empty()).collect() };
+        let keys: Vec<Key> = if full { world.services.keys().cloned().collect() } else { dirty.drain().collect() };
         for k in keys {
             let view = world.view(&k);
             next.put(k, view, &cfg);

@@ -609,7 +609,6 @@ impl Worker {
     }
 
     fn phase(&self) -> &'static str {
-        let policy = self.restart_policy();
         if self.sandbox.is_none() || self.ctrs.is_empty() {
             return "Pending";
         }
@@ -629,7 +628,6 @@ impl Worker {
         if never_ran && !running {
             return "Pending";
         }
-        let _ = policy;
         "Running"
     }
 }

@@ -352,8 +352,9 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
             }
             if let Some(ca) = &args.ca_file {
                 let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-                let der = pem_to_der(&pem).context("--ca-file holds no certificate")?;
-                c.root_cert = Some(vec![der]);
+                let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok).map(|d| d.to_vec()).collect();
+                anyhow::ensure!(!certs.is_empty(), "--ca-file {} holds no certificate", ca.display());
+                c.root_cert = Some(certs);
             }
             c
         }
@@ -376,34 +377,6 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
         d.abort();
     }
     Ok(())
-}
-
-fn pem_to_der(pem: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let b64: String = text.lines().skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE")).skip(1).take_while(|l| !l.starts_with("-----END")).collect();
-    base64_decode(&b64)
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -206,9 +206,7 @@ fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programm
             *hairpin.entry(*ip).or_insert(0) += 1;
         }
     }
-    prog.chains = state.chains.len();
-    prog.rules = state.rule_count();
-    *prog = Programmed { ports, rendered, hairpin, chains: prog.chains, rules: prog.rules };
+    *prog = Programmed { ports, rendered, hairpin, chains: state.chains.len(), rules: state.rule_count() };
     Ok(())
 }
 
