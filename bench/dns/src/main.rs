@@ -8,6 +8,9 @@
 //!     namespace first miss (NXDOMAIN) under the pod's namespace; external
 //!     names miss under all three search domains. Both servers get the same
 //!     query file and the same number of UDP workers.
+//! (b) forwarded names answered from cache: Portico's forwarder and unbound
+//!     both forward to the same Knot instance (serving `example.com`), both
+//!     warmed with one pass over the names, then driven by dnsperf.
 //! (c) memory of the zone snapshot for 10k Services and 100k endpoints.
 //! (d) Service created (API acknowledged) → answer served, p50/p99 (needs
 //!     `target/release/portico`; runs `portico up` in a network namespace).
@@ -96,6 +99,28 @@ fn zone_file(n: usize) -> String {
     z
 }
 
+/// Names outside the cluster for the forwarding test.
+const EXTERNAL_NAMES: usize = 1000;
+
+fn external_zone() -> String {
+    let mut z = String::from("$ORIGIN example.com.\n$TTL 3600\n@ SOA ns.example.com. hostmaster.example.com. 1 7200 1800 86400 300\n@ NS ns.example.com.\nns A 127.0.0.1\n");
+    for i in 0..EXTERNAL_NAMES {
+        let _ = writeln!(z, "www{i} A 192.0.{}.{}", (i >> 8) & 255, i & 255);
+    }
+    z
+}
+
+fn external_queries() -> String {
+    (0..EXTERNAL_NAMES).map(|i| format!("www{i}.example.com A\n")).collect()
+}
+
+/// One pass over the file (fills caches).
+fn warm(port: u16, file: &std::path::Path) -> anyhow::Result<()> {
+    let st = Command::new("dnsperf").args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"]).arg(file).args(["-n", "1", "-c", "1", "-q", "20"]).stdout(Stdio::null()).status().context("dnsperf")?;
+    anyhow::ensure!(st.success(), "dnsperf warm-up failed");
+    Ok(())
+}
+
 fn dnsperf(port: u16, file: &std::path::Path, secs: u32) -> anyhow::Result<(f64, f64)> {
     let out = Command::new("dnsperf")
         .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
@@ -121,16 +146,18 @@ async fn qps(args: &Args) -> anyhow::Result<()> {
     let cfg = ZoneConfig { domain: "cluster.local".into(), ttl: 5 };
     let (svcs, slices) = services(args.services, 0, 0);
     let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&svcs, &slices, &namespaces(), &cfg)));
-    let fwd = portico_dns::forward::Forwarder::new(vec![]);
+    // Names outside cluster.local go to Knot's example.com zone (test (b)).
+    let fwd = portico_dns::forward::Forwarder::new(vec!["127.0.0.1:5301".parse()?]);
     let metrics = portico_dns::metrics::Metrics::new(fwd.hits.clone(), fwd.misses.clone());
     let server = Arc::new(portico_dns::server::Server { zone, cfg, fwd, metrics });
     let _tasks = portico_dns::server::listen(server, "127.0.0.1:5300".parse()?, args.workers).await?;
     // Knot DNS with the same records.
     std::fs::write(dir.path().join("cluster.local.zone"), zone_file(args.services))?;
+    std::fs::write(dir.path().join("example.com.zone"), external_zone())?;
     std::fs::create_dir_all(dir.path().join("run"))?;
     std::fs::create_dir_all(dir.path().join("db"))?;
     let conf = format!(
-        "server:\n    listen: 127.0.0.1@5301\n    rundir: {d}/run\n    user: root:root\n    udp-workers: {w}\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: {d}/db\nlog:\n  - target: stderr\n    any: error\nzone:\n  - domain: cluster.local\n    storage: {d}\n    file: cluster.local.zone\n",
+        "server:\n    listen: 127.0.0.1@5301\n    rundir: {d}/run\n    user: root:root\n    udp-workers: {w}\n    tcp-workers: 1\n    background-workers: 1\ndatabase:\n    storage: {d}/db\nlog:\n  - target: stderr\n    any: error\nzone:\n  - domain: cluster.local\n    storage: {d}\n    file: cluster.local.zone\n  - domain: example.com\n    storage: {d}\n    file: example.com.zone\n",
         d = dir.path().display(),
         w = args.workers
     );
@@ -159,9 +186,49 @@ async fn qps(args: &Args) -> anyhow::Result<()> {
     }
     let best = |w: &str| rows.iter().filter(|(n, _)| *n == w).map(|(_, q)| *q).fold(0.0, f64::max);
     println!("(a) ndots:5 mix ({} Services; 4/7 of the queries miss): Portico {:.0} QPS vs Knot {:.0} QPS = {:.2}×", args.services, best("portico"), best("knot"), best("portico") / best("knot"));
+    let r = forwarded(args, dir.path()).await;
     let _ = knot.kill();
     let _ = knot.wait();
-    Ok(())
+    r
+}
+
+/// (b): Portico's forwarder (port 5300) vs unbound (5302), both in front of Knot (5301).
+async fn forwarded(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
+    let conf = format!(
+        "server:\n    interface: 127.0.0.1@5302\n    port: 5302\n    do-daemonize: no\n    username: \"\"\n    chroot: \"\"\n    directory: \"{d}\"\n    pidfile: \"\"\n    use-syslog: no\n    verbosity: 0\n    num-threads: {w}\n    module-config: \"iterator\"\n    do-not-query-localhost: no\n    access-control: 127.0.0.0/8 allow\n    msg-cache-size: 64m\n    rrset-cache-size: 64m\n    prefetch: no\nforward-zone:\n    name: \".\"\n    forward-addr: 127.0.0.1@5301\n",
+        d = dir.display(),
+        w = args.workers
+    );
+    std::fs::write(dir.join("unbound.conf"), conf)?;
+    let mut unbound = Command::new("unbound").arg("-c").arg(dir.join("unbound.conf")).stdout(Stdio::null()).spawn().context("unbound (apt-get install unbound)")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let file = dir.join("external.txt");
+    std::fs::write(&file, external_queries())?;
+    let result = async {
+        for (port, who) in [(5300, "portico"), (5302, "unbound")] {
+            let out = Command::new("dig").args(["+short", "-p", &port.to_string(), "@127.0.0.1", "www7.example.com"]).output()?;
+            println!("    {who} answers www7.example.com: {}", String::from_utf8_lossy(&out.stdout).trim());
+            let f = file.clone();
+            tokio::task::spawn_blocking(move || warm(port, &f)).await??;
+        }
+        let mut rows = Vec::new();
+        for round in 0..2 {
+            for (port, who) in [(5300, "portico"), (5302, "unbound")] {
+                let f = file.clone();
+                let secs = args.seconds;
+                let (q, lat) = tokio::task::spawn_blocking(move || dnsperf(port, &f, secs)).await??;
+                println!("(b) round {round} {who:<8} {q:>10.0} QPS, average latency {lat:.0} µs");
+                rows.push((who, q));
+            }
+        }
+        let best = |w: &str| rows.iter().filter(|(n, _)| *n == w).map(|(_, q)| *q).fold(0.0, f64::max);
+        println!("(b) {EXTERNAL_NAMES} forwarded names from cache: Portico {:.0} QPS vs unbound {:.0} QPS = {:.2}×", best("portico"), best("unbound"), best("portico") / best("unbound"));
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = unbound.kill();
+    let _ = unbound.wait();
+    result
 }
 
 fn memory() {

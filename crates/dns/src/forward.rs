@@ -26,6 +26,7 @@ pub const MAX_CONCURRENT: usize = 1000;
 
 struct Entry {
     reply: Vec<u8>,
+    stored: Instant,
     expires: Instant,
 }
 
@@ -55,11 +56,8 @@ impl Forwarder {
     /// Resolves `name`/`qtype` and returns the upstream's reply (ID 0), or `None` on failure.
     pub async fn resolve(&self, name: &str, qtype: u16) -> Option<Vec<u8>> {
         let key = (name.to_ascii_lowercase(), qtype);
-        if let Some(e) = self.cache.lock().get(&key) {
-            if e.expires > Instant::now() {
-                self.hits.inc();
-                return Some(e.reply.clone());
-            }
+        if let Some(reply) = self.lookup(&key) {
+            return Some(reply);
         }
         self.misses.inc();
         let _permit = self.limit.try_acquire().ok()?;
@@ -86,8 +84,35 @@ impl Forwarder {
                         }
                     }
                 }
-                c.insert(key, Entry { reply: reply.clone(), expires: Instant::now() + Duration::from_secs(u64::from(ttl)) });
+                let stored = Instant::now();
+                c.insert(key, Entry { reply: reply.clone(), stored, expires: stored + Duration::from_secs(u64::from(ttl)) });
             }
+        }
+        Some(reply)
+    }
+
+    /// A fresh cached reply for `key` (ID 0), counting the hit.
+    fn lookup(&self, key: &(String, u16)) -> Option<Vec<u8>> {
+        let cache = self.cache.lock();
+        let now = Instant::now();
+        let e = cache.get(key).filter(|e| e.expires > now)?;
+        self.hits.inc();
+        let mut reply = e.reply.clone();
+        let age = u32::try_from(now.duration_since(e.stored).as_secs()).unwrap_or(u32::MAX);
+        drop(cache);
+        // Clients see the time left, as from CoreDNS's cache.
+        if age > 0 {
+            wire::age_ttls(&mut reply, age);
+        }
+        Some(reply)
+    }
+
+    /// The cached reply to a client's query with the client's ID, without
+    /// waiting: the server answers cache hits inline instead of spawning a task.
+    pub fn cached(&self, q: &wire::Query) -> Option<Vec<u8>> {
+        let mut reply = self.lookup(&(q.name.to_ascii_lowercase(), q.qtype))?;
+        if reply.len() >= 2 {
+            reply[..2].copy_from_slice(&q.id.to_be_bytes());
         }
         Some(reply)
     }
@@ -148,9 +173,14 @@ impl Forwarder {
     }
 }
 
+/// An unpredictable query ID (with the OS's random source port, the defence
+/// against off-path spoofing): std's `RandomState` is seeded from the OS and
+/// gives different keys each time.
 fn rand_id() -> u16 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    (t ^ (t >> 16)) as u16
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish() as u16
 }
 
 /// The nameservers of a resolv.conf, as socket addresses on port 53, minus `exclude`.
@@ -161,4 +191,56 @@ pub fn upstreams_from_resolv_conf(text: &str, exclude: &[std::net::IpAddr]) -> V
         .filter(|ip| !exclude.contains(ip))
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{RData, Record, Response, rtype};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A one-record upstream on loopback that counts the queries it gets.
+    async fn upstream(ttl: u32) -> (SocketAddr, Arc<AtomicUsize>) {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(q) = wire::parse_query(&buf[..n]) else { continue };
+                let a = Record { name: q.name.clone(), ttl, data: RData::A(std::net::Ipv4Addr::new(192, 0, 2, 7)) };
+                let _ = sock.send_to(&wire::encode(&q, &Response { answers: vec![a], ..Default::default() }, 512), peer).await;
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn cache_hits_skip_the_upstream_and_keep_the_clients_id() {
+        let (addr, seen) = upstream(300).await;
+        let fwd = Forwarder::new(vec![addr]);
+        let q = wire::parse_query(&wire::build_query(4242, "WWW.Example.org", rtype::A, None)).expect("query");
+        assert!(fwd.cached(&q).is_none(), "nothing cached yet");
+        let first = fwd.forward_raw(&q).await.expect("upstream answers");
+        assert_eq!(wire::packet_id(&first), Some(4242));
+        let again = wire::parse_query(&wire::build_query(7, "www.example.org", rtype::A, None)).expect("query");
+        let hit = fwd.cached(&again).expect("served from the cache, case-insensitively");
+        assert_eq!(wire::packet_id(&hit), Some(7));
+        assert_eq!(wire::parse_answers(&hit).map(|(rc, r)| (rc, r[0].data.clone())), Some((0, RData::A(std::net::Ipv4Addr::new(192, 0, 2, 7)))));
+        assert_eq!(seen.load(Ordering::SeqCst), 1, "one upstream query for two lookups");
+        assert_eq!((fwd.hits.get(), fwd.misses.get()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_dead_upstream_fails_within_the_timeout() {
+        // A bound socket that never answers.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let fwd = Forwarder::new(vec![silent.local_addr().expect("addr")]);
+        let q = wire::parse_query(&wire::build_query(1, "example.net", rtype::A, None)).expect("query");
+        let t = Instant::now();
+        assert!(fwd.forward_raw(&q).await.is_none());
+        assert!(t.elapsed() <= UPSTREAM_TIMEOUT + Duration::from_millis(500), "took {:?}", t.elapsed());
+    }
 }

@@ -60,6 +60,10 @@ impl Server {
         let zone = self.zone.load();
         match zone.answer(&q.name, q.qtype, &self.cfg) {
             Outcome::Answer(resp) => Fast::Reply(wire::encode(&q, &resp, limit(&q, limit_udp))),
+            Outcome::Forward => match self.fwd.cached(&q) {
+                Some(reply) if reply.len() <= limit(&q, limit_udp) => Fast::Reply(reply),
+                _ => Fast::Slow(q, Outcome::Forward),
+            },
             other => Fast::Slow(q, other),
         }
     }

@@ -483,9 +483,57 @@ pub fn response_ttl(buf: &[u8]) -> Option<(u8, u32)> {
     Some((rc, min.unwrap_or(0)))
 }
 
+/// Lowers every TTL of a response's answer, authority and additional
+/// records by `elapsed` seconds (not below 0; OPT's "TTL" holds flags and is
+/// left alone), as a cache does when it serves a stored answer later.
+/// Returns `None` and changes nothing when the message does not parse.
+pub fn age_ttls(buf: &mut [u8], elapsed: u32) -> Option<()> {
+    let mut offsets = Vec::new();
+    {
+        let mut r = Reader { buf, pos: 0 };
+        r.skip(4).ok()?;
+        let (qd, an, ns, ar) = (r.u16().ok()?, r.u16().ok()?, r.u16().ok()?, r.u16().ok()?);
+        for _ in 0..qd {
+            r.name().ok()?;
+            r.skip(4).ok()?;
+        }
+        for _ in 0..(u32::from(an) + u32::from(ns) + u32::from(ar)) {
+            r.name().ok()?;
+            let t = r.u16().ok()?;
+            r.skip(2).ok()?;
+            if t != rtype::OPT {
+                offsets.push(r.pos);
+            }
+            r.skip(4).ok()?;
+            let rdlen = r.u16().ok()? as usize;
+            r.skip(rdlen).ok()?;
+        }
+    }
+    for at in offsets {
+        let field = buf.get_mut(at..at + 4)?;
+        let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_answers_age() {
+        let q = parse_query(&build_query(7, "example.org", rtype::A, Some(1232))).expect("query");
+        let resp = Response { answers: vec![Record { name: q.name.clone(), ttl: 30, data: RData::A(Ipv4Addr::new(192, 0, 2, 1)) }], ..Default::default() };
+        let mut bytes = encode(&q, &resp, 512);
+        age_ttls(&mut bytes, 12).expect("parses");
+        assert_eq!(response_ttl(&bytes), Some((0, 18)));
+        age_ttls(&mut bytes, 100).expect("parses");
+        assert_eq!(response_ttl(&bytes), Some((0, 0)), "never below zero");
+        let (_, recs) = parse_answers(&bytes).expect("answers");
+        assert_eq!(recs[0].data, RData::A(Ipv4Addr::new(192, 0, 2, 1)), "data untouched");
+        assert!(age_ttls(&mut bytes[..20], 1).is_none(), "a cut message is refused");
+    }
 
     #[test]
     fn parses_and_answers_a_query() {
