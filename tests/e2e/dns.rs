@@ -180,7 +180,10 @@ fn cluster_names_resolve_from_the_node_and_from_pods() {
     let _ = c.on_node("python3").args(["-c", garbage]).output();
     assert_eq!(short(&c, &["my-nginx.default.svc.cluster.local"]), [cip]);
     let metrics = stdout(&c.on_node("curl").args(["-sS", "http://127.0.0.1:9153/metrics"]).output().expect("curl"));
-    assert!(metrics.contains("coredns_dns_requests_total") && metrics.contains("coredns_dns_responses_total{rcode=\"NXDOMAIN\"}"), "{metrics}");
+    let value = |series: &str| -> f64 { metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0) };
+    assert!(value("coredns_dns_responses_total{rcode=\"NXDOMAIN\"}") >= 1.0, "NXDOMAIN answers counted: {metrics}");
+    assert!(value("coredns_dns_responses_total{rcode=\"FORMERR\"}") >= 1.0, "garbage answered with FORMERR counted: {metrics}");
+    assert!(value("coredns_dns_requests_total{proto=\"tcp\",type=\"A\"}") >= 1.0, "TCP queries counted: {metrics}");
     assert_eq!(stdout(&c.on_node("curl").args(["-sS", "http://127.0.0.1:9153/ready"]).output().expect("curl")), "OK");
     let _ = upstream.kill();
     let _ = upstream.wait();

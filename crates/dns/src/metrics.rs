@@ -14,6 +14,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 type Labels = Vec<(String, String)>;
 
+/// Query types with their own label value (the rest count as "other").
+const TYPES: [&str; 10] = ["A", "NS", "CNAME", "SOA", "PTR", "TXT", "AAAA", "SRV", "ANY", "other"];
+/// Rcodes with their own label value.
+const RCODES: [&str; 7] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "OTHER"];
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
 /// The DNS server's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -25,6 +39,11 @@ pub struct Metrics {
     pub duration: Histogram,
     /// Set after the first full sync.
     pub ready: AtomicBool,
+    /// The request counters by [proto][type index], created up front so that
+    /// counting a request is one atomic add, not a label lookup.
+    by_type: [[Counter; TYPES.len()]; 2],
+    /// The response counters by rcode index.
+    by_rcode: [Counter; RCODES.len()],
 }
 
 impl Metrics {
@@ -39,7 +58,19 @@ impl Metrics {
         r.register("coredns_dns_request_duration_seconds", "Histogram of the time (in seconds) each request took.", duration.clone());
         r.register("coredns_cache_hits", "The count of cache hits.", hits);
         r.register("coredns_cache_misses", "The count of cache misses.", misses);
-        Arc::new(Self { registry: Mutex::new(r), requests, responses, duration, ready: AtomicBool::new(false) })
+        let by_type = [Proto::Udp, Proto::Tcp].map(|p| {
+            TYPES.map(|t| requests.get_or_create(&vec![("proto".into(), proto_name(p).into()), ("type".into(), t.into())]).clone())
+        });
+        let by_rcode = RCODES.map(|rc| responses.get_or_create(&vec![("rcode".into(), rc.into())]).clone());
+        Arc::new(Self { registry: Mutex::new(r), requests, responses, duration, ready: AtomicBool::new(false), by_type, by_rcode })
+    }
+
+    /// Counts one answered request.
+    pub fn count(&self, proto: Proto, qtype: Option<u16>, rcode: u8, seconds: f64) {
+        let t = qtype.map_or(TYPES.len() - 1, type_index);
+        self.by_type[proto as usize][t].inc();
+        self.by_rcode[usize::from(rcode).min(RCODES.len() - 1)].inc();
+        self.duration.observe(seconds);
     }
 
     fn render(&self) -> String {
@@ -49,33 +80,37 @@ impl Metrics {
     }
 }
 
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Udp => "udp",
+        Proto::Tcp => "tcp",
+    }
+}
+
 /// The name CoreDNS's metrics use for an rcode.
 pub fn rcode_name(rc: u8) -> &'static str {
-    match rc {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        _ => "OTHER",
+    RCODES[usize::from(rc).min(RCODES.len() - 1)]
+}
+
+/// Index into [`TYPES`] of a query type.
+fn type_index(t: u16) -> usize {
+    match t {
+        1 => 0,
+        2 => 1,
+        5 => 2,
+        6 => 3,
+        12 => 4,
+        16 => 5,
+        28 => 6,
+        33 => 7,
+        255 => 8,
+        _ => 9,
     }
 }
 
 /// The name CoreDNS's metrics use for a query type.
 pub fn type_name(t: u16) -> &'static str {
-    match t {
-        1 => "A",
-        2 => "NS",
-        5 => "CNAME",
-        6 => "SOA",
-        12 => "PTR",
-        16 => "TXT",
-        28 => "AAAA",
-        33 => "SRV",
-        255 => "ANY",
-        _ => "other",
-    }
+    TYPES[type_index(t)]
 }
 
 /// Serves `/health`, `/ready` and `/metrics` on `addr`.

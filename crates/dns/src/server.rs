@@ -3,7 +3,7 @@
 //! `ArcSwap` load); forwarded names and ExternalName chases run as tasks.
 
 use crate::forward::Forwarder;
-use crate::metrics::{Metrics, rcode_name, type_name};
+use crate::metrics::{Metrics, Proto};
 use crate::wire::{self, ParseError, Query, Response, rcode};
 use crate::zone::{Outcome, Zone, ZoneConfig};
 use arc_swap::ArcSwap;
@@ -26,8 +26,8 @@ pub struct Server {
 
 /// The result of the synchronous part of handling a packet.
 pub enum Fast {
-    /// Send these bytes.
-    Reply(Vec<u8>),
+    /// Send these bytes (the answer to a query of this type, when it parsed).
+    Reply(Vec<u8>, Option<u16>),
     /// Drop the packet.
     Drop,
     /// Needs the forwarder.
@@ -35,12 +35,9 @@ pub enum Fast {
 }
 
 impl Server {
-    fn count(&self, proto: &str, q: Option<&Query>, reply: &[u8], started: Instant) {
-        let t = q.map(|q| type_name(q.qtype)).unwrap_or("other");
-        self.metrics.requests.get_or_create(&vec![("proto".into(), proto.into()), ("type".into(), t.into())]).inc();
+    fn count(&self, proto: Proto, qtype: Option<u16>, reply: &[u8], started: Instant) {
         let rc = reply.get(3).map(|b| b & 0xF).unwrap_or(rcode::SERVFAIL);
-        self.metrics.responses.get_or_create(&vec![("rcode".into(), rcode_name(rc).into())]).inc();
-        self.metrics.duration.observe(started.elapsed().as_secs_f64());
+        self.metrics.count(proto, qtype, rc, started.elapsed().as_secs_f64());
     }
 
     /// Handles what can be answered without waiting.
@@ -49,19 +46,19 @@ impl Server {
             Ok(q) => q,
             // Responses sent to us and garbage without a header are dropped.
             Err(ParseError::NotQuery) if buf.get(2).is_some_and(|b| b & 0x80 != 0) => return Fast::Drop,
-            Err(_) => return wire::error_reply(buf, rcode::FORMERR).map(Fast::Reply).unwrap_or(Fast::Drop),
+            Err(_) => return wire::error_reply(buf, rcode::FORMERR).map(|r| Fast::Reply(r, None)).unwrap_or(Fast::Drop),
         };
         if q.opcode != 0 {
-            return Fast::Reply(wire::encode(&q, &Response { rcode: rcode::NOTIMP, ..Default::default() }, 65535));
+            return Fast::Reply(wire::encode(&q, &Response { rcode: rcode::NOTIMP, ..Default::default() }, 65535), Some(q.qtype));
         }
         if q.qclass != 1 && q.qclass != 255 {
-            return Fast::Reply(wire::encode(&q, &Response { rcode: rcode::FORMERR, ..Default::default() }, 65535));
+            return Fast::Reply(wire::encode(&q, &Response { rcode: rcode::FORMERR, ..Default::default() }, 65535), Some(q.qtype));
         }
         let zone = self.zone.load();
         match zone.answer(&q.name, q.qtype, &self.cfg) {
-            Outcome::Answer(resp) => Fast::Reply(wire::encode(&q, &resp, limit(&q, limit_udp))),
+            Outcome::Answer(resp) => Fast::Reply(wire::encode(&q, &resp, limit(&q, limit_udp)), Some(q.qtype)),
             Outcome::Forward => match self.fwd.cached(&q) {
-                Some(reply) if reply.len() <= limit(&q, limit_udp) => Fast::Reply(reply),
+                Some(reply) if reply.len() <= limit(&q, limit_udp) => Fast::Reply(reply, Some(q.qtype)),
                 _ => Fast::Slow(q, Outcome::Forward),
             },
             other => Fast::Slow(q, other),
@@ -116,9 +113,8 @@ pub async fn listen(server: Arc<Server>, addr: SocketAddr, sockets: usize) -> st
                 let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
                 let started = Instant::now();
                 match srv.fast(&buf[..n], true) {
-                    Fast::Reply(r) => {
-                        let q = wire::parse_query(&buf[..n]).ok();
-                        srv.count("udp", q.as_ref(), &r, started);
+                    Fast::Reply(r, qtype) => {
+                        srv.count(Proto::Udp, qtype, &r, started);
                         let _ = sock.send_to(&r, peer).await;
                     }
                     Fast::Drop => {}
@@ -126,7 +122,7 @@ pub async fn listen(server: Arc<Server>, addr: SocketAddr, sockets: usize) -> st
                         let (srv, sock) = (srv.clone(), sock.clone());
                         tokio::spawn(async move {
                             let r = srv.slow(q.clone(), outcome, true).await;
-                            srv.count("udp", Some(&q), &r, started);
+                            srv.count(Proto::Udp, Some(q.qtype), &r, started);
                             let _ = sock.send_to(&r, peer).await;
                         });
                     }
@@ -152,13 +148,15 @@ pub async fn listen(server: Arc<Server>, addr: SocketAddr, sockets: usize) -> st
                         return;
                     }
                     let started = Instant::now();
-                    let reply = match srv.fast(&msg, false) {
-                        Fast::Reply(r) => r,
+                    let (reply, qtype) = match srv.fast(&msg, false) {
+                        Fast::Reply(r, qtype) => (r, qtype),
                         Fast::Drop => return,
-                        Fast::Slow(q, outcome) => srv.slow(q, outcome, false).await,
+                        Fast::Slow(q, outcome) => {
+                            let qtype = q.qtype;
+                            (srv.slow(q, outcome, false).await, Some(qtype))
+                        }
                     };
-                    let q = wire::parse_query(&msg).ok();
-                    srv.count("tcp", q.as_ref(), &reply, started);
+                    srv.count(Proto::Tcp, qtype, &reply, started);
                     let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
                     framed.extend_from_slice(&reply);
                     if stream.write_all(&framed).await.is_err() {
