@@ -6,6 +6,7 @@
 //! atomically, so lookups never lock; the wire format (`wire`) is parsed
 //! defensively; the listeners (`server`) serve UDP and TCP.
 
+pub mod batch;
 pub mod forward;
 pub mod index;
 pub mod metrics;

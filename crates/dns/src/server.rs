@@ -108,25 +108,36 @@ pub async fn listen(server: Arc<Server>, addr: SocketAddr, sockets: usize) -> st
         let sock = Arc::new(reuseport_udp(addr)?);
         let srv = server.clone();
         tasks.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
+            let mut batch = crate::batch::Batch::default();
+            let mut replies = Vec::with_capacity(crate::batch::BATCH);
             loop {
-                let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
+                if let Err(e) = batch.recv(&sock).await {
+                    tracing::debug!(error = %e, "dns: udp receive");
+                    continue;
+                }
                 let started = Instant::now();
-                match srv.fast(&buf[..n], true) {
-                    Fast::Reply(r, qtype) => {
-                        srv.count(Proto::Udp, qtype, &r, started);
-                        let _ = sock.send_to(&r, peer).await;
-                    }
-                    Fast::Drop => {}
-                    Fast::Slow(q, outcome) => {
-                        let (srv, sock) = (srv.clone(), sock.clone());
-                        tokio::spawn(async move {
-                            let r = srv.slow(q.clone(), outcome, true).await;
-                            srv.count(Proto::Udp, Some(q.qtype), &r, started);
-                            let _ = sock.send_to(&r, peer).await;
-                        });
+                for i in 0..batch.got.len() {
+                    let peer = batch.got[i].1;
+                    match srv.fast(batch.datagram(i), true) {
+                        Fast::Reply(r, qtype) => {
+                            srv.count(Proto::Udp, qtype, &r, started);
+                            replies.push((r, peer));
+                        }
+                        Fast::Drop => {}
+                        Fast::Slow(q, outcome) => {
+                            let (srv, sock) = (srv.clone(), sock.clone());
+                            tokio::spawn(async move {
+                                let r = srv.slow(q.clone(), outcome, true).await;
+                                srv.count(Proto::Udp, Some(q.qtype), &r, started);
+                                let _ = sock.send_to(&r, peer).await;
+                            });
+                        }
                     }
                 }
+                if let Err(e) = crate::batch::send_all(&sock, &replies).await {
+                    tracing::debug!(error = %e, "dns: udp send");
+                }
+                replies.clear();
             }
         }));
     }
