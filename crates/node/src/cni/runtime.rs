@@ -131,7 +131,8 @@ impl CniRuntime {
         }
         let result = prev.unwrap_or_else(|| serde_json::json!({"cniVersion": list["cniVersion"]}));
         let cache = serde_json::json!({"kind": "cniCacheV1", "containerId": att.container_id, "ifName": att.ifname,
-            "networkName": net, "netns": att.netns, "config": list, "result": result});
+            "networkName": net, "netns": att.netns, "config": list, "result": result,
+            "capabilityArgs": {"portMappings": att.port_mappings}});
         let path = self.cache_path(&net, att);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -149,9 +150,15 @@ impl CniRuntime {
         // DEL with the configuration the ADD used, when known.
         let list = cached.as_ref().map(|c| c["config"].clone()).filter(|c| c.is_object()).unwrap_or(current);
         let prev = cached.as_ref().map(|c| c["result"].clone());
+        // DEL gets the capability arguments ADD had, as libcni does (portmap needs them).
+        let mut att = att.clone();
+        if att.port_mappings.is_empty()
+            && let Some(pm) = cached.as_ref().and_then(|c| c["capabilityArgs"]["portMappings"].as_array()) {
+                att.port_mappings = pm.clone();
+            }
         let mut first_err = None;
         for plugin in plugins(&list).into_iter().rev() {
-            if let Err(e) = self.exec("DEL", &list, plugin, att, prev.as_ref()).await {
+            if let Err(e) = self.exec("DEL", &list, plugin, &att, prev.as_ref()).await {
                 first_err.get_or_insert(e);
             }
         }
