@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Polls `kubectl ARGS` until `check` accepts its stdout; returns that stdout.
-fn until(c: &Cluster, what: &str, limit: Duration, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+pub(crate) fn until(c: &Cluster, what: &str, limit: Duration, args: &[&str], check: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
     loop {
         let out = c.kubectl(args);
@@ -27,7 +27,7 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn node_run(c: &Cluster, program: &str, args: &[&str]) -> String {
+pub(crate) fn node_run(c: &Cluster, program: &str, args: &[&str]) -> String {
     let out = c.on_node(program).args(args).output().expect("run on node");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
