@@ -224,7 +224,7 @@ mod tests {
         let holder = pod("holder", "u1", Some("n"), "192.168.200.2", "Running");
         let same = pod("same", "u2", None, "192.168.200.2", "Pending");
         let other_ip = pod("other", "u3", None, "127.0.0.1", "Pending");
-        let usage = usage_by_node(&[holder.clone()], &BTreeMap::new());
+        let usage = usage_by_node(std::slice::from_ref(&holder), &BTreeMap::new());
         assert_eq!(
             pick_node(&same, &nodes, &usage).map(|n| n.name_any()),
             Err("0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.".to_owned())
@@ -234,7 +234,7 @@ mod tests {
         let mut assumed = BTreeMap::new();
         assumed.insert("u3".to_owned(), "n".to_owned());
         let wildcard = pod("any", "u4", None, "", "Pending");
-        assert!(pick_node(&wildcard, &nodes, &usage_by_node(&[other_ip.clone()], &assumed)).is_err());
+        assert!(pick_node(&wildcard, &nodes, &usage_by_node(std::slice::from_ref(&other_ip), &assumed)).is_err());
         // A finished pod holds nothing.
         let done = pod("holder", "u1", Some("n"), "192.168.200.2", "Succeeded");
         assert_eq!(pick_node(&same, &nodes, &usage_by_node(&[done], &BTreeMap::new())).map(|n| n.name_any()).as_deref(), Ok("n"));
