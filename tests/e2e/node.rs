@@ -219,6 +219,19 @@ fn hostport_rules(c: &Cluster) -> usize {
     node_run(c, "nft", &["list", "table", "ip", "portico-hostports"]).lines().filter(|l| l.contains(" comment \"")).count()
 }
 
+/// Sandbox records on disk that name their pause process.
+fn complete_sandboxes(c: &Cluster) -> usize {
+    std::fs::read_dir(c.data.join("agent/pods"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read(e.path().join("sandbox.json")).ok())
+                .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .filter(|r| r["pause_pid"].as_u64().is_some_and(|p| p > 0))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn leftovers(c: &Cluster) -> (Vec<String>, Vec<String>, usize) {
     let netns: Vec<String> = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout)
         .lines()
@@ -272,7 +285,8 @@ fn agent_stop_and_cleanup_leave_nothing_behind() {
     // kill -9 then `portico agent --cleanup` also removes everything.
     c.restart();
     until(&c, "two ready pods again", Duration::from_secs(60), READY_PODS, |t| ready_pods(t).len() == 2);
-    until(&c, "all three sandboxes up", Duration::from_secs(30), &["get", "pods"], |_| leftovers(&c).2 == 3);
+    // Every sandbox record complete (a kill -9 while a sandbox is being created can leak its pause process).
+    until(&c, "all three sandboxes up", Duration::from_secs(30), &["get", "pods"], |_| leftovers(&c).2 == 3 && complete_sandboxes(&c) == 3);
     c.kill9();
     assert_eq!((leftovers(&c).0.len(), hostport_rules(&c)), (3, 2), "pods and their host ports survive a killed agent");
     let out = c.on_node(env!("CARGO_BIN_EXE_portico")).args(["agent", "--cleanup", "--data-dir"]).arg(&c.data).output().expect("cleanup");
