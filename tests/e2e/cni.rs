@@ -159,7 +159,8 @@ fn pods_run_on_debians_reference_plugins() {
             r#"{{"cniVersion":"1.0.0","name":"refnet","plugins":[
                 {{"type":"bridge","bridge":"cni0","isGateway":true,"isDefaultGateway":true,"hairpinMode":true,
                   "ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.88.0.0/24"}}]],"dataDir":"{}"}}}},
-                {{"type":"loopback"}}]}}"#,
+                {{"type":"loopback"}},
+                {{"type":"portmap","capabilities":{{"portMappings":true}}}}]}}"#,
             leases.display()
         ),
     )
@@ -174,6 +175,7 @@ spec:
   containers:
   - name: c
     image: portico/netexec
+    ports: [{containerPort: 8080, hostPort: 54322}]
 ",
         &[],
     );
@@ -197,6 +199,20 @@ spec:
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(leases.join("refnet").join(&ip).exists(), "host-local lease for {ip}");
+    // The runtime hands portmap the pod's hostPort (runtimeConfig.portMappings): reachable from outside.
+    let url = format!("http://{}:54322/hostname", crate::harness::NODE_IP);
+    let start = Instant::now();
+    loop {
+        let out = c.outside("curl").args(["-sS", "--max-time", "2", &url]).output().expect("curl");
+        if stdout(&out) == "ref" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "host port through the reference portmap plugin: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    }
     c.ok(&["delete", "pod", "ref"]);
     assert!(!leases.join("refnet").join(&ip).exists(), "DEL released the lease");
+    // portmap's DEL (given the same portMappings) removed its DNAT chain.
+    let nat = stdout(&c.on_node("iptables-save").args(["-t", "nat"]).output().expect("iptables-save"));
+    assert!(!nat.contains("54322"), "{nat}");
 }

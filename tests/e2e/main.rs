@@ -10,6 +10,7 @@ mod controllers;
 mod dns;
 mod durability;
 mod errors;
+mod hostport;
 mod kube_client;
 mod kubectl_apply;
 mod kubectl_create;

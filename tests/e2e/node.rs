@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Polls `kubectl ARGS` until `check` accepts its stdout; returns that stdout.
-fn until(c: &Cluster, what: &str, limit: Duration, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+pub(crate) fn until(c: &Cluster, what: &str, limit: Duration, args: &[&str], check: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
     loop {
         let out = c.kubectl(args);
@@ -27,7 +27,7 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn node_run(c: &Cluster, program: &str, args: &[&str]) -> String {
+pub(crate) fn node_run(c: &Cluster, program: &str, args: &[&str]) -> String {
     let out = c.on_node(program).args(args).output().expect("run on node");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -202,6 +202,36 @@ spec:
     assert_eq!(c.ok(&["logs", "crash"]).trim(), "dying");
 }
 
+/// A pod holding a host port, next to the Deployment in the leak check.
+const HOSTPORT_POD: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: hostport}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: netexec
+    image: portico/netexec
+    ports: [{containerPort: 8080, hostPort: 54325}]
+";
+
+/// Host-port rules on the node (rules carry their pod's UID as comment).
+fn hostport_rules(c: &Cluster) -> usize {
+    node_run(c, "nft", &["list", "table", "ip", "portico-hostports"]).lines().filter(|l| l.contains(" comment \"")).count()
+}
+
+/// Sandbox records on disk that name their pause process.
+fn complete_sandboxes(c: &Cluster) -> usize {
+    std::fs::read_dir(c.data.join("agent/pods"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read(e.path().join("sandbox.json")).ok())
+                .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .filter(|r| r["pause_pid"].as_u64().is_some_and(|p| p > 0))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn leftovers(c: &Cluster) -> (Vec<String>, Vec<String>, usize) {
     let netns: Vec<String> = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout)
         .lines()
@@ -232,31 +262,38 @@ fn agent_stop_and_cleanup_leave_nothing_behind() {
     let mut c = Cluster::start_node();
     let out = c.apply(NETEXEC, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c.apply(HOSTPORT_POD, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let before = ready_pods(&until(&c, "two ready pods", Duration::from_secs(60), READY_PODS, |t| ready_pods(t).len() == 2));
+    until(&c, "the host-port pod running", Duration::from_secs(60), &["get", "pod", "hostport", "-o", "jsonpath={.status.phase}"], |t| t == "Running");
     let (netns, leases, procs) = leftovers(&c);
-    assert_eq!((netns.len(), leases.len(), procs), (2, 2, 2), "what a running node holds");
+    assert_eq!((netns.len(), leases.len(), procs, hostport_rules(&c)), (3, 3, 3, 2), "what a running node holds");
     // A killed agent leaves its pods running; a restart removes and recreates them.
     c.restart();
     until(&c, "two recreated ready pods after a restart", Duration::from_secs(60), READY_PODS, |t| {
         let now = ready_pods(t);
         now.len() == 2 && now.iter().all(|(_, ip)| before.iter().all(|(_, old)| old != ip))
     });
+    until(&c, "the host-port pod running again", Duration::from_secs(60), &["get", "pod", "hostport", "-o", "jsonpath={.status.phase}"], |t| t == "Running");
+    until(&c, "all three sandboxes up", Duration::from_secs(30), &["get", "pods"], |_| leftovers(&c).2 == 3);
     let (netns, leases, procs) = leftovers(&c);
-    assert_eq!((netns.len(), leases.len(), procs), (2, 2, 2), "a restart adopts by recreating, leaking nothing");
+    assert_eq!((netns.len(), leases.len(), procs, hostport_rules(&c)), (3, 3, 3, 2), "a restart adopts by recreating, leaking nothing");
     // SIGTERM stops the pods and removes their sandboxes.
     assert!(c.terminate().is_some_and(|s| s.success()), "portico exits 0 on SIGTERM");
     assert_eq!(leftovers(&c), (vec![], vec![], 0), "after SIGTERM");
+    assert_eq!(hostport_rules(&c), 0, "host-port rules after SIGTERM");
     // kill -9 then `portico agent --cleanup` also removes everything.
     c.restart();
     until(&c, "two ready pods again", Duration::from_secs(60), READY_PODS, |t| ready_pods(t).len() == 2);
-    until(&c, "both sandboxes up", Duration::from_secs(30), &["get", "pods"], |_| leftovers(&c) .2 == 2);
+    // Every sandbox record complete (a kill -9 while a sandbox is being created can leak its pause process).
+    until(&c, "all three sandboxes up", Duration::from_secs(30), &["get", "pods"], |_| leftovers(&c).2 == 3 && complete_sandboxes(&c) == 3);
     c.kill9();
-    assert_eq!(leftovers(&c).0.len(), 2, "pods survive a killed agent");
+    assert_eq!((leftovers(&c).0.len(), hostport_rules(&c)), (3, 2), "pods and their host ports survive a killed agent");
     let out = c.on_node(env!("CARGO_BIN_EXE_portico")).args(["agent", "--cleanup", "--data-dir"]).arg(&c.data).output().expect("cleanup");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(leftovers(&c), (vec![], vec![], 0), "after portico agent --cleanup");
     let links = node_run(&c, "ip", &["-o", "link"]);
     assert!(!links.contains("portico0") && !links.contains("veth"), "{links}");
     let nft = node_run(&c, "nft", &["list", "ruleset"]);
-    assert!(!nft.contains("portico-cni"), "{nft}");
+    assert!(!nft.contains("portico-cni") && !nft.contains("portico-hostports"), "{nft}");
 }

@@ -35,6 +35,7 @@ fn component(kind: &str) -> &'static str {
     match kind {
         "ReplicaSet" => "replicaset-controller",
         "Deployment" => "deployment-controller",
+        "Pod" => "default-scheduler",
         _ => "portico-controller-manager",
     }
 }

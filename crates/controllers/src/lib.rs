@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod desired;
 pub mod endpoints;
 pub mod events;
+pub mod fit;
 pub mod gc;
 pub mod leader;
 pub mod loadbalancer;

@@ -1,6 +1,7 @@
 //! Node IPAM (a pod CIDR per Node from the cluster range) and a small
 //! scheduler that binds pending Pods to Ready Nodes.
 
+use crate::fit::{self, NodeUsage};
 use crate::{Error, pods};
 use futures::StreamExt;
 use ipnet::Ipv4Net;
@@ -26,19 +27,39 @@ pub fn next_pod_cidr(cluster: Ipv4Net, mask: u8, used: &[String]) -> Option<Ipv4
     cluster.subnets(mask).ok()?.find(|s| !used.iter().any(|u| u.parse::<Ipv4Net>().is_ok_and(|n| n == *s)))
 }
 
-fn node_ready(n: &Node) -> bool {
-    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+/// Picks the node for a pod: among the nodes every filter accepts (Ready,
+/// schedulable, matching `nodeSelector`, free host ports), the one with the
+/// fewest pods (then by name). When none fits, upstream's FitError message.
+pub fn pick_node<'a>(pod: &Pod, nodes: &'a [&'a Node], usage: &BTreeMap<String, NodeUsage>) -> Result<&'a Node, String> {
+    let mut rejections = Vec::new();
+    let mut fits = Vec::new();
+    for n in nodes.iter().copied() {
+        match fit::filter(pod, n, usage.get(&n.name_any())) {
+            Some(r) => rejections.push(r),
+            None => fits.push(n),
+        }
+    }
+    fits.into_iter()
+        .min_by_key(|n| (usage.get(&n.name_any()).map(|u| u.pods).unwrap_or(0), n.name_any()))
+        .ok_or_else(|| fit::fit_error(nodes.len(), &rejections))
 }
 
-/// Picks the node for a pod: Ready, schedulable, matching `nodeSelector`, fewest pods (then by name).
-pub fn pick_node<'a>(pod: &Pod, nodes: &'a [&'a Node], pods_per_node: &BTreeMap<String, usize>) -> Option<&'a Node> {
-    let selector = pod.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default();
-    nodes
-        .iter()
-        .copied()
-        .filter(|n| node_ready(n) && !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))
-        .filter(|n| selector.iter().all(|(k, v)| n.labels().get(k) == Some(v)))
-        .min_by_key(|n| (pods_per_node.get(&n.name_any()).copied().unwrap_or(0), n.name_any()))
+/// What each node holds: the pods bound to it that have not finished, plus
+/// the bindings `assumed` (pod uid → node) that the cache does not show yet.
+pub fn usage_by_node(pods: &[Arc<Pod>], assumed: &BTreeMap<String, String>) -> BTreeMap<String, NodeUsage> {
+    let mut usage: BTreeMap<String, NodeUsage> = BTreeMap::new();
+    for p in pods {
+        let bound = p.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
+        let node = bound.or_else(|| p.uid().and_then(|uid| assumed.get(&uid).cloned()));
+        let Some(node) = node else { continue };
+        if pods::is_finished(p) {
+            continue;
+        }
+        let u = usage.entry(node).or_default();
+        u.pods += 1;
+        u.ports.extend(fit::host_ports(p));
+    }
+    usage
 }
 
 struct IpamCtx {
@@ -86,23 +107,13 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
     let mut assumed = ctx.assumed.lock().await;
     let nodes = ctx.nodes.state();
     let node_refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
-    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    if !nodes.is_empty() {
-        let cached = ctx.pods.state();
-        for p in cached.iter() {
-            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
-                *per_node.entry(n).or_default() += 1;
-            }
-        }
-        // Assumed bindings count until the cache shows them (or the pod is gone).
-        assumed.retain(|uid, _| cached.iter().any(|p| p.uid().as_deref() == Some(uid.as_str()) && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()));
-        for n in assumed.values() {
-            *per_node.entry(n.clone()).or_default() += 1;
-        }
-    }
+    let cached = ctx.pods.state();
+    // Assumed bindings count until the cache shows them (or the pod is gone).
+    assumed.retain(|uid, _| cached.iter().any(|p| p.uid().as_deref() == Some(uid.as_str()) && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()));
+    let usage = usage_by_node(&cached, &assumed);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
-    match pick_node(&pod, &node_refs, &per_node) {
-        Some(node) => {
+    match pick_node(&pod, &node_refs, &usage) {
+        Ok(node) => {
             api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(json!({"spec": {"nodeName": node.name_any()}}))).await?;
             assumed.insert(pod.uid().unwrap_or_default(), node.name_any());
             drop(assumed);
@@ -111,18 +122,26 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<SchedCtx>) -> Result<Action, Error> {
             crate::events::record(&ctx.client, pod.as_ref(), "Normal", "Scheduled", &format!("Successfully assigned {}/{} to {}", pod.namespace().unwrap_or_default(), pod.name_any(), node.name_any())).await;
             Ok(Action::await_change())
         }
-        None => {
-            let msg = format!("0/{} nodes are available.", nodes.len());
-            let unsched = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False"));
-            if !unsched {
+        Err(msg) => {
+            drop(assumed);
+            let shown = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| {
+                cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False").map(|c| c.message.clone().unwrap_or_default())
+            });
+            // A new reason is reported once; retries with the same outcome stay quiet.
+            if shown.as_deref() != Some(msg.as_str()) {
                 let cond = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg, "lastTransitionTime": now()}]}});
                 api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(cond)).await?;
+                crate::events::record(&ctx.client, pod.as_ref(), "Warning", "FailedScheduling", &msg).await;
             }
-            // Node changes retry every pending pod; no timer needed.
-            Ok(Action::await_change())
+            // Node changes retry every pending pod; a pod freeing its host
+            // ports does not, so retry on a timer as well.
+            Ok(Action::requeue(UNSCHEDULABLE_RETRY))
         }
     }
 }
+
+/// How often a pod that fits nowhere is tried again.
+pub const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(2);
 
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -180,12 +199,44 @@ mod tests {
         let (a, b, c, d) = (node("a", true, false, "x"), node("b", true, false, "y"), node("c", false, false, "x"), node("d", true, true, "x"));
         let nodes = [&a, &b, &c, &d];
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": []}})).expect("pod");
-        let mut load = BTreeMap::new();
-        load.insert("a".to_owned(), 3);
-        assert_eq!(pick_node(&pod, &nodes, &load).map(|n| n.name_any()).as_deref(), Some("b"));
+        let mut load: BTreeMap<String, NodeUsage> = BTreeMap::new();
+        load.insert("a".to_owned(), NodeUsage { pods: 3, ports: vec![] });
+        assert_eq!(pick_node(&pod, &nodes, &load).map(|n| n.name_any()).as_deref(), Ok("b"));
         let zoned: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"nodeSelector": {"zone": "x"}, "containers": []}})).expect("pod");
-        assert_eq!(pick_node(&zoned, &nodes, &load).map(|n| n.name_any()).as_deref(), Some("a"));
+        assert_eq!(pick_node(&zoned, &nodes, &load).map(|n| n.name_any()).as_deref(), Ok("a"));
         let nowhere: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"nodeSelector": {"zone": "z"}, "containers": []}})).expect("pod");
-        assert!(pick_node(&nowhere, &nodes, &load).is_none());
+        assert_eq!(
+            pick_node(&nowhere, &nodes, &load).map(|n| n.name_any()),
+            Err("0/4 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable, \
+                 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling."
+                .to_owned())
+        );
+    }
+
+    #[test]
+    fn a_held_host_port_keeps_a_pod_off_the_node_until_it_is_released() {
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})).expect("node");
+        let nodes = [&node];
+        let pod = |name: &str, uid: &str, bound: Option<&str>, ip: &str, phase: &str| -> Arc<Pod> {
+            Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "uid": uid}, "spec": {"nodeName": bound, "containers": [{"name": "c",
+                "ports": [{"containerPort": 8080, "hostPort": 54323, "hostIP": ip}]}]}, "status": {"phase": phase}})).expect("pod"))
+        };
+        let holder = pod("holder", "u1", Some("n"), "192.168.200.2", "Running");
+        let same = pod("same", "u2", None, "192.168.200.2", "Pending");
+        let other_ip = pod("other", "u3", None, "127.0.0.1", "Pending");
+        let usage = usage_by_node(std::slice::from_ref(&holder), &BTreeMap::new());
+        assert_eq!(
+            pick_node(&same, &nodes, &usage).map(|n| n.name_any()),
+            Err("0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.".to_owned())
+        );
+        assert_eq!(pick_node(&other_ip, &nodes, &usage).map(|n| n.name_any()).as_deref(), Ok("n"));
+        // An assumed binding holds its ports before the cache shows it.
+        let mut assumed = BTreeMap::new();
+        assumed.insert("u3".to_owned(), "n".to_owned());
+        let wildcard = pod("any", "u4", None, "", "Pending");
+        assert!(pick_node(&wildcard, &nodes, &usage_by_node(std::slice::from_ref(&other_ip), &assumed)).is_err());
+        // A finished pod holds nothing.
+        let done = pod("holder", "u1", Some("n"), "192.168.200.2", "Succeeded");
+        assert_eq!(pick_node(&same, &nodes, &usage_by_node(&[done], &BTreeMap::new())).map(|n| n.name_any()).as_deref(), Ok("n"));
     }
 }

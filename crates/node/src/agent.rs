@@ -385,7 +385,7 @@ fn apply(shared: &Shared, index: &PodIndex, workers: &mut Workers, pod: Pod) {
 }
 
 /// Removes everything the agent created on this host: pod processes, sandboxes,
-/// network namespaces, lease files, the bridge and the masquerade table.
+/// network namespaces, lease files, the bridge, the masquerade and host-port tables.
 pub async fn cleanup(cfg: &Config) {
     let host = host_for(cfg, &node_name(cfg), IpAddr::from([127, 0, 0, 1]), "10.244.0.0/24");
     for record in crate::sandbox::records(&host) {
@@ -395,6 +395,8 @@ pub async fn cleanup(cfg: &Config) {
     let _ = std::fs::remove_dir_all(cfg.state_dir.join("pods"));
     let _ = tokio::process::Command::new("ip").args(["link", "del", "dev", crate::cni::plugin::DEFAULT_BRIDGE]).output().await;
     for fam in ["ip", "ip6"] {
-        let _ = tokio::process::Command::new("nft").args(["delete", "table", fam, crate::cni::link::MASQ_TABLE]).output().await;
+        for table in [crate::cni::link::MASQ_TABLE, crate::cni::hostport::TABLE] {
+            let _ = tokio::process::Command::new("nft").args(["delete", "table", fam, table]).output().await;
+        }
     }
 }

@@ -128,6 +128,17 @@ fn lock(dir: &Path) -> Result<Locked, CniError> {
     Ok(Locked { dir: dir.to_owned(), _lock: lock })
 }
 
+/// The network's lease-directory lock, held for the life of the value; the
+/// plugin changes the network's other host state (host-port rules) under it too.
+pub struct NetworkLock {
+    _locked: Locked,
+}
+
+/// Takes the network's lock (blocks until other plugin invocations let go).
+pub fn lock_network(cfg: &IpamConfig, network: &str) -> Result<NetworkLock, CniError> {
+    Ok(NetworkLock { _locked: lock(&cfg.dir(network))? })
+}
+
 fn lease_owner(dir: &Path, name: &str) -> Option<(String, String)> {
     let text = std::fs::read_to_string(dir.join(name)).ok()?;
     let mut lines = text.split("\r\n");

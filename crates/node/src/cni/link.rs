@@ -111,19 +111,26 @@ pub fn ensure_masquerade(network: &str, subnet: &str, exclude: &str) -> Result<(
     let script = format!(
         "table {family} {MASQ_TABLE} {{\n  chain postrouting {{ type nat hook postrouting priority 100; }}\n}}\nadd rule {family} {MASQ_TABLE} postrouting {family} saddr {subnet} {family} daddr != {exclude} masquerade comment \"{comment}\"\n"
     );
+    nft_apply(&script).map_err(|e| if e.msg == NFT_MISSING { CniError::new(code::PLUGIN_FAILURE, "ipMasq needs the nft binary (apt-get install nftables)", e.details) } else { CniError::new(code::PLUGIN_FAILURE, "failed to set up masquerade", e.details) })
+}
+
+const NFT_MISSING: &str = "failed to run nft";
+
+/// Runs an nftables script (`nft -f -`) as one transaction.
+pub fn nft_apply(script: &str) -> Result<(), CniError> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| CniError::new(code::PLUGIN_FAILURE, "ipMasq needs the nft binary (apt-get install nftables)", e.to_string()))?;
+        .map_err(|e| CniError::new(code::PLUGIN_FAILURE, NFT_MISSING, e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         use std::io::Write;
         let _ = stdin.write_all(script.as_bytes());
     }
     let out = child.wait_with_output().map_err(|e| CniError::new(code::PLUGIN_FAILURE, "nft failed", e.to_string()))?;
     if !out.status.success() {
-        return Err(CniError::new(code::PLUGIN_FAILURE, "failed to set up masquerade", String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        return Err(CniError::new(code::PLUGIN_FAILURE, "nft -f failed", String::from_utf8_lossy(&out.stderr).trim().to_owned()));
     }
     Ok(())
 }

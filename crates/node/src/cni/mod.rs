@@ -1,6 +1,7 @@
 //! The Container Network Interface: spec types, the runtime that runs plugin
 //! chains for pods, and Portico's built-in bridge + host-local plugin.
 
+pub mod hostport;
 pub mod ipam;
 pub mod link;
 pub mod plugin;

@@ -1,8 +1,10 @@
 //! `portico cni`: a CNI plugin with the reference `bridge` plugin's behaviour and
 //! built-in `host-local` IPAM. It creates the bridge (holding the node's pod
 //! gateway), a veth per pod with hairpin on, leases addresses in lease files,
-//! and masquerades traffic that leaves the cluster.
+//! masquerades traffic that leaves the cluster, and maps host ports to pods
+//! (the `portMappings` capability, see [`hostport`]).
 
+use super::hostport;
 use super::ipam::{self, IpamConfig};
 use super::link;
 use super::{AddResult, CniError, IpConfig, Interface, Route, code};
@@ -48,6 +50,18 @@ pub struct NetConf {
     /// The previous plugin's result (CHECK/DEL).
     #[serde(default)]
     pub prev_result: Option<serde_json::Value>,
+    /// Capability arguments from the runtime.
+    #[serde(default)]
+    pub runtime_config: RuntimeConfig,
+}
+
+/// The capability arguments Portico's plugin honours (`runtimeConfig`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeConfig {
+    /// Host ports (the `portMappings` capability).
+    #[serde(default)]
+    pub port_mappings: Vec<hostport::PortMapping>,
 }
 
 /// What the runtime passed in the environment.
@@ -160,7 +174,9 @@ fn dispatch(env: &Env, stdin: &[u8]) -> Result<String, CniError> {
                         .collect()
                 })
                 .unwrap_or_default();
-            ipam::gc(&conf.ipam, &conf.name, &valid).map(|_| String::new())
+            ipam::gc(&conf.ipam, &conf.name, &valid)?;
+            let _lock = ipam::lock_network(&conf.ipam, &conf.name)?;
+            hostport::retain(|owner| valid.iter().any(|(id, _)| id == owner)).map(|()| String::new())
         }
         "STATUS" => {
             let conf = parse(stdin)?;
@@ -196,7 +212,13 @@ fn add(env: &Env, conf: &NetConf) -> Result<AddResult, CniError> {
     }
     let bridge = conf.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.to_owned());
     let leases = ipam::allocate(&conf.ipam, &conf.name, &env.container_id, &env.ifname)?;
-    match wire(env, conf, &bridge, &leases) {
+    let wired = wire(env, conf, &bridge, &leases).and_then(|r| {
+        let _lock = ipam::lock_network(&conf.ipam, &conf.name)?;
+        let pods: Vec<_> = leases.iter().map(|l| l.address).collect();
+        hostport::add(&env.container_id, &bridge, &pods, &conf.runtime_config.port_mappings)?;
+        Ok(r)
+    });
+    match wired {
         Ok(r) => Ok(r),
         Err(e) => {
             // Undo what was done; the runtime may not call DEL after a failed ADD.
@@ -274,6 +296,10 @@ fn wire(env: &Env, conf: &NetConf, bridge: &str, leases: &[ipam::Lease]) -> Resu
 
 fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     ipam::release(&conf.ipam, &conf.name, &env.container_id, &env.ifname)?;
+    {
+        let _lock = ipam::lock_network(&conf.ipam, &conf.name)?;
+        hostport::remove(&env.container_id)?;
+    }
     if !env.netns.is_empty() && std::path::Path::new(&env.netns).exists() && link::link_exists(Some(&env.netns), &env.ifname) {
         let _ = link::ip_in(&env.netns, &["link", "del", "dev", &env.ifname]);
     }

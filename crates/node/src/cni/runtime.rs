@@ -131,7 +131,8 @@ impl CniRuntime {
         }
         let result = prev.unwrap_or_else(|| serde_json::json!({"cniVersion": list["cniVersion"]}));
         let cache = serde_json::json!({"kind": "cniCacheV1", "containerId": att.container_id, "ifName": att.ifname,
-            "networkName": net, "netns": att.netns, "config": list, "result": result});
+            "networkName": net, "netns": att.netns, "config": list, "result": result,
+            "capabilityArgs": {"portMappings": att.port_mappings}});
         let path = self.cache_path(&net, att);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -149,9 +150,15 @@ impl CniRuntime {
         // DEL with the configuration the ADD used, when known.
         let list = cached.as_ref().map(|c| c["config"].clone()).filter(|c| c.is_object()).unwrap_or(current);
         let prev = cached.as_ref().map(|c| c["result"].clone());
+        // DEL gets the capability arguments ADD had, as libcni does (portmap needs them).
+        let mut att = att.clone();
+        if att.port_mappings.is_empty()
+            && let Some(pm) = cached.as_ref().and_then(|c| c["capabilityArgs"]["portMappings"].as_array()) {
+                att.port_mappings = pm.clone();
+            }
         let mut first_err = None;
         for plugin in plugins(&list).into_iter().rev() {
-            if let Err(e) = self.exec("DEL", &list, plugin, att, prev.as_ref()).await {
+            if let Err(e) = self.exec("DEL", &list, plugin, &att, prev.as_ref()).await {
                 first_err.get_or_insert(e);
             }
         }
@@ -333,5 +340,43 @@ mod tests {
                 "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]},
                 "prevResult": {"cniVersion": "1.0.0", "ips": []}})
         );
+        // A plugin that did not declare the capability gets no runtimeConfig.
+        let bridge = serde_json::json!({"type": "bridge"});
+        assert_eq!(plugin_input(&list, &bridge, &att, None), serde_json::json!({"type": "bridge", "cniVersion": "1.0.0", "name": "net"}));
+        let undeclared = serde_json::json!({"type": "portmap", "capabilities": {"bandwidth": true}});
+        assert_eq!(plugin_input(&list, &undeclared, &att, None), serde_json::json!({"type": "portmap", "cniVersion": "1.0.0", "name": "net"}));
+    }
+
+    #[tokio::test]
+    async fn del_gets_the_port_mappings_add_had() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let (bin, conf) = (dir.path().join("bin"), dir.path().join("net.d"));
+        std::fs::create_dir_all(&bin).expect("bin");
+        std::fs::create_dir_all(&conf).expect("conf");
+        // A plugin that records the stdin of each command.
+        let plugin = bin.join("record");
+        let log = dir.path().display().to_string();
+        std::fs::write(&plugin, format!("#!/bin/sh\ncat > {log}/$CNI_COMMAND.json\n[ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.0.0\"}}'\nexit 0\n"))
+            .expect("plugin");
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(conf.join("10-net.conflist"), r#"{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"record","capabilities":{"portMappings":true}}]}"#)
+            .expect("conflist");
+        let rt = CniRuntime {
+            conf_dir: conf,
+            bin_dirs: vec![bin],
+            cache_dir: dir.path().join("cache"),
+            self_exe: "/nonexistent".into(),
+            default_conflist: serde_json::json!({}),
+        };
+        let mapping = serde_json::json!({"hostPort": 54321, "containerPort": 8080, "protocol": "tcp", "hostIP": ""});
+        let mut att = Attachment { container_id: "c1".into(), netns: "/run/netns/x".into(), ifname: "eth0".into(), args: vec![], port_mappings: vec![mapping.clone()] };
+        rt.add(&att).await.expect("ADD");
+        // The pod's record on disk has no mappings; the runtime's cache does.
+        att.port_mappings.clear();
+        rt.del(&att).await.expect("DEL");
+        let del: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("DEL.json")).expect("DEL stdin")).expect("json");
+        assert_eq!(del["runtimeConfig"]["portMappings"], serde_json::json!([mapping]));
+        assert_eq!(del["prevResult"], serde_json::json!({"cniVersion": "1.0.0"}));
     }
 }
