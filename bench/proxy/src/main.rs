@@ -21,6 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use portico_proxy::nft::plan::{self, State};
 use portico_proxy::nft::ruleset::{self, NodeConfig};
+use portico_proxy::nft::slots::Slots;
 use portico_proxy::servicemap::{Algorithm, Endpoint, ServicePort};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -228,9 +229,10 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
         target.endpoints = vec![Endpoint { ip: Ipv4Addr::new(10, 244, 0, 2), port: 8080, local: true }];
         target.local_endpoints = target.endpoints.clone();
         for (label, kube) in [("portico", false), ("kube-proxy shape", true)] {
-            let render = |p: &ServicePort| if kube { kube_proxy_shape(p, &cfg) } else { ruleset::render(p, &cfg) };
+            let mut slots = Slots::default();
+            let mut render = |p: &ServicePort| if kube { kube_proxy_shape(p, &cfg) } else { ruleset::render(p, &cfg, &mut slots) };
             let t = Instant::now();
-            let rendered: Vec<_> = ports.iter().map(render).collect();
+            let rendered: Vec<_> = ports.iter().map(&mut render).collect();
             let state = State::from_rendered(&rendered);
             let script = plan::full(&cfg, &state);
             let build = t.elapsed();
