@@ -4,7 +4,7 @@
 //! The peer renders every Service the way kube-proxy's nftables mode does (a
 //! service chain with `numgen random mod N vmap { i : goto endpoint-chain }`,
 //! one chain per endpoint with its masquerade check and DNAT); Portico renders
-//! its own shape (endpoint choice as one `dnat ... map`). Both use the same
+//! its own shape (endpoint choice as one `dnat ... map @endpoint-slots-N`). Both use the same
 //! vmap dispatch. kube-proxy itself is not on this machine; its published
 //! figures are quoted in the README for orientation only.
 //!
@@ -21,6 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use portico_proxy::nft::plan::{self, State};
 use portico_proxy::nft::ruleset::{self, NodeConfig};
+use portico_proxy::nft::slots::Slots;
 use portico_proxy::servicemap::{Algorithm, Endpoint, ServicePort};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -39,6 +40,13 @@ struct Args {
     /// Latency samples per point.
     #[arg(long, default_value_t = 2000)]
     samples: usize,
+    /// New Services programmed one at a time per point (b).
+    #[arg(long, default_value_t = 50)]
+    new_services: usize,
+    /// Largest Service count the kube-proxy-shaped peer is run at (its
+    /// per-Service anonymous vmaps take minutes beyond 10k).
+    #[arg(long, default_value_t = 10000)]
+    peer_max_services: usize,
 }
 
 fn sh(script: &str) -> anyhow::Result<()> {
@@ -228,9 +236,14 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
         target.endpoints = vec![Endpoint { ip: Ipv4Addr::new(10, 244, 0, 2), port: 8080, local: true }];
         target.local_endpoints = target.endpoints.clone();
         for (label, kube) in [("portico", false), ("kube-proxy shape", true)] {
-            let render = |p: &ServicePort| if kube { kube_proxy_shape(p, &cfg) } else { ruleset::render(p, &cfg) };
+            if kube && n > args.peer_max_services {
+                println!("  kube-proxy shape: not run at {n} Services (--peer-max-services {})", args.peer_max_services);
+                continue;
+            }
+            let mut slots = Slots::default();
+            let mut render = |p: &ServicePort| if kube { kube_proxy_shape(p, &cfg) } else { ruleset::render(p, &cfg, &mut slots) };
             let t = Instant::now();
-            let rendered: Vec<_> = ports.iter().map(render).collect();
+            let rendered: Vec<_> = ports.iter().map(&mut render).collect();
             let state = State::from_rendered(&rendered);
             let script = plan::full(&cfg, &state);
             let build = t.elapsed();
@@ -247,7 +260,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             // (b) one new Service with n present.
             let mut one = Vec::new();
             let mut whole = Vec::new();
-            for k in 0..5 {
+            for k in 0..args.new_services.max(1) {
                 let mut extra = port(n + 1 + k, args.endpoints);
                 extra.key = format!("bench/new-{k}/tcp/http");
                 let t = Instant::now();
@@ -255,7 +268,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 let diff = plan::diff(&cfg, &State::default(), &State::from_rendered([&r]));
                 let d = t.elapsed() + nft_in(node, &diff)?;
                 one.push(d);
-                if k < 2 {
+                if k == 0 {
                     // The peer's way: the whole ruleset again with the new Service in it.
                     let t = Instant::now();
                     let mut all = rendered.clone();
@@ -266,10 +279,13 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             }
             one.sort();
             whole.sort();
+            let q = |f: f64| one[((one.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e3;
             println!(
-                "  (b) {label:<17} one new Service live: incremental {:.1} ms (median of 5, max {:.1}); full re-apply {:.0} ms",
-                one[2].as_secs_f64() * 1e3,
-                one[4].as_secs_f64() * 1e3,
+                "  (b) {label:<17} one new Service live: incremental p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} Services); full re-apply {:.0} ms",
+                q(0.5),
+                q(0.99),
+                q(1.0),
+                one.len(),
                 whole[0].as_secs_f64() * 1e3
             );
             // (a)/(d): the measured Service on top.

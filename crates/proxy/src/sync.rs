@@ -7,6 +7,7 @@
 use crate::metrics::Metrics;
 use crate::nft::plan::{self, State};
 use crate::nft::ruleset::{self, NodeConfig, Rendered};
+use crate::nft::slots::Slots;
 use crate::servicemap::{self, ServicePort};
 use crate::{Config, Error, conntrack, nft};
 use futures::StreamExt;
@@ -81,6 +82,7 @@ struct Programmed {
     ports: HashMap<Key, Vec<ServicePort>>,
     rendered: HashMap<String, Rendered>,
     hairpin: HashMap<Ipv4Addr, usize>,
+    slots: Slots,
     chains: usize,
     rules: usize,
 }
@@ -94,7 +96,7 @@ pub(crate) async fn run(client: kube::Client, cfg: Config, metrics: Arc<Metrics>
     let (mut svc_init, mut slice_init) = (false, false);
     let (mut svc_listing, mut slice_listing): (Option<World>, Option<Vec<EndpointSlice>>) = (None, None);
     let mut dirty: HashMap<Key, Instant> = HashMap::new();
-    let mut prog = Programmed { ports: HashMap::new(), rendered: HashMap::new(), hairpin: HashMap::new(), chains: 0, rules: 0 };
+    let mut prog = Programmed { ports: HashMap::new(), rendered: HashMap::new(), hairpin: HashMap::new(), slots: Slots::default(), chains: 0, rules: 0 };
     let mut need_full = true;
     let mut next_full = tokio::time::Instant::now() + cfg.full_resync_interval;
     let mut last_sync = tokio::time::Instant::now() - cfg.min_sync_interval;
@@ -188,17 +190,16 @@ fn ports_of(cfg: &Config, world: &World, k: &Key) -> Vec<ServicePort> {
 
 fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programmed) -> Result<(), Error> {
     let mut ports: HashMap<Key, Vec<ServicePort>> = HashMap::new();
-    let mut rendered: HashMap<String, Rendered> = HashMap::new();
     for k in world.services.keys() {
-        let ps = ports_of(cfg, world, k);
-        for p in &ps {
-            rendered.insert(p.key.clone(), ruleset::render(p, node));
-        }
-        ports.insert(k.clone(), ps);
+        ports.insert(k.clone(), ports_of(cfg, world, k));
     }
-    let mut keys: Vec<&String> = rendered.keys().collect();
-    keys.sort();
-    let state = State::from_rendered(keys.iter().map(|k| &rendered[*k]));
+    // Slots are handed out afresh in key order, so a full sync is deterministic.
+    let mut all: Vec<&ServicePort> = ports.values().flatten().collect();
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut slots = Slots::default();
+    let ordered: Vec<(String, Rendered)> = all.iter().map(|p| (p.key.clone(), ruleset::render(p, node, &mut slots))).collect();
+    let state = State::from_rendered(ordered.iter().map(|(_, r)| r));
+    let rendered: HashMap<String, Rendered> = ordered.into_iter().collect();
     nft::apply::apply(&plan::full(node, &state))?;
     let mut hairpin = HashMap::new();
     for r in rendered.values() {
@@ -206,7 +207,7 @@ fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programm
             *hairpin.entry(*ip).or_insert(0) += 1;
         }
     }
-    *prog = Programmed { ports, rendered, hairpin, chains: state.chains.len(), rules: state.rule_count() };
+    *prog = Programmed { ports, rendered, hairpin, slots, chains: state.chains.len(), rules: state.rule_count() };
     Ok(())
 }
 
@@ -230,8 +231,14 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
             let old_p = old_ports.iter().find(|p| p.key == pk);
             let new_p = new_ports.iter().find(|p| p.key == pk);
             let old_r = prog.rendered.get(&pk).cloned().unwrap_or_default();
-            let new_r = new_p.map(|p| ruleset::render(p, node)).unwrap_or_default();
-            let strip = |r: &Rendered| State { chains: r.chains.clone(), sets: r.sets.clone(), elements: r.elements.clone(), hairpin: BTreeSet::new() };
+            let new_r = match new_p {
+                Some(p) => ruleset::render(p, node, &mut prog.slots),
+                None => {
+                    ruleset::release(&pk, &mut prog.slots);
+                    Rendered::default()
+                }
+            };
+            let strip = |r: &Rendered| State { chains: r.chains.clone(), sets: r.sets.clone(), elements: r.elements.clone(), hairpin: BTreeSet::new(), shards: r.shards.clone() };
             let (os, ns) = (strip(&old_r), strip(&new_r));
             chains += ns.chains.len() as i64 - os.chains.len() as i64;
             rules += ns.rule_count() as i64 - os.rule_count() as i64;
@@ -271,6 +278,8 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
     if !script.is_empty() {
         nft::apply::apply(&script)?;
     }
+    // The slots freed above are out of the kernel now; later syncs may reuse them.
+    prog.slots.settle();
     for (k, ports, rendered) in staged {
         for (pk, r) in rendered {
             if r == Rendered::default() {

@@ -4,6 +4,7 @@
 
 use super::plan::{self, State};
 use super::ruleset::{self, NodeConfig};
+use super::slots::Slots;
 use crate::servicemap;
 use serde_json::json;
 
@@ -19,7 +20,8 @@ fn script(services: serde_json::Value, slices: serde_json::Value) -> String {
     let services: Vec<_> = serde_json::from_value(services).expect("services");
     let slices: Vec<_> = serde_json::from_value(slices).expect("slices");
     let map = servicemap::build(&services, &slices, "node-1");
-    let rendered: Vec<_> = map.values().map(|p| ruleset::render(p, &node())).collect();
+    let mut slots = Slots::default();
+    let rendered: Vec<_> = map.values().map(|p| ruleset::render(p, &node(), &mut slots)).collect();
     plan::full(&node(), &State::from_rendered(&rendered))
 }
 
@@ -118,16 +120,22 @@ fn incremental_changes_touch_only_the_changed_service() {
         slice("d", "b", json!({"port": 8080}), two())
     ]))
     .expect("slices");
-    let state = |slices: &[_]| {
+    // One allocator across syncs, as the sync loop keeps it.
+    let mut slots = Slots::default();
+    let mut state = |slices: &[_]| {
         let map = servicemap::build(&services, slices, "node-1");
-        State::from_rendered(&map.values().map(|p| ruleset::render(p, &node())).collect::<Vec<_>>())
+        let s = State::from_rendered(&map.values().map(|p| ruleset::render(p, &node(), &mut slots)).collect::<Vec<_>>());
+        slots.settle();
+        s
     };
-    let diff = plan::diff(&node(), &state(&before), &state(&after));
+    let (before, after) = (state(&before), state(&after));
+    let diff = plan::diff(&node(), &before, &after);
     assert_eq!(
         diff,
         "flush chain ip portico service-Y7QZIRY5-d/a/tcp/p80\n\
          add rule ip portico service-Y7QZIRY5-d/a/tcp/p80 ip daddr 10.96.1.1 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n\
-         add rule ip portico service-Y7QZIRY5-d/a/tcp/p80 meta l4proto tcp dnat ip to 10.244.0.2:8080\n"
+         add rule ip portico service-Y7QZIRY5-d/a/tcp/p80 meta l4proto tcp dnat ip to 10.244.0.2:8080\n\
+         delete element ip portico endpoint-slots-0 { 0, 1 }\n"
     );
-    assert_eq!(plan::diff(&node(), &state(&after), &state(&after)), "", "no change, no transaction");
+    assert_eq!(plan::diff(&node(), &after, &after), "", "no change, no transaction");
 }

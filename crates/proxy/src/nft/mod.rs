@@ -1,11 +1,13 @@
 //! The nftables backend: a pure renderer from the ServiceMap to ruleset
 //! objects (`ruleset`), a planner that turns the difference between what is
 //! in the kernel and what should be into one `nft -f` transaction (`plan`),
-//! and the thin edge that runs `nft` (`apply`).
+//! the allocator of endpoint slots in the shared maps (`slots`), and the thin
+//! edge that runs `nft` (`apply`).
 
 pub mod apply;
 pub mod plan;
 pub mod ruleset;
+pub mod slots;
 
 #[cfg(test)]
 mod golden;

@@ -4,6 +4,7 @@
 //! before the chains they point at).
 
 use super::ruleset::{self, NodeConfig, Rendered};
+use super::slots;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -19,6 +20,8 @@ pub struct State {
     pub elements: BTreeMap<(String, String), String>,
     /// Hairpin set elements.
     pub hairpin: BTreeSet<Ipv4Addr>,
+    /// Endpoint-slot shard maps.
+    pub shards: BTreeSet<u32>,
 }
 
 impl State {
@@ -37,6 +40,7 @@ impl State {
                 s.elements.entry(k.clone()).or_insert_with(|| v.clone());
             }
             s.hairpin.extend(r.endpoint_ips.iter().copied());
+            s.shards.extend(r.shards.iter().copied());
         }
         s
     }
@@ -51,6 +55,11 @@ impl State {
 pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
     let t = &cfg.table;
     let mut out = String::new();
+    // `add map` of an existing map is a no-op: shards shared with other
+    // Services are never deleted here (a full sync drops unused ones).
+    for shard in new.shards.difference(&old.shards) {
+        let _ = writeln!(out, "add map ip {t} {} {{ {} }}", slots::map_name(*shard), ruleset::slot_map_definition());
+    }
     for (name, def) in &new.sets {
         match old.sets.get(name) {
             Some(d) if d == def => {}

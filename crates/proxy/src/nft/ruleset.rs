@@ -2,9 +2,12 @@
 //! port, its chains, affinity sets and map elements. Modelled on kube-proxy's
 //! nftables mode: one verdict-map lookup on `daddr . l4proto . dport` whatever
 //! the number of Services, a chain per Service port; endpoint choice is a
-//! `dnat ... to numgen|jhash ... map { i : ip . port }` (no per-endpoint chains)
-//! unless ClientIP affinity needs per-endpoint state.
+//! `dnat ip to numgen|jhash ... mod LEN offset BASE map @endpoint-slots-N`
+//! over the Service port's block of slots in a shared map (`slots`; no
+//! per-endpoint chains, no anonymous set per Service) unless ClientIP affinity
+//! needs per-endpoint state.
 
+use super::slots::{self, Slots};
 use crate::servicemap::{Algorithm, Endpoint, ServicePort};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -32,6 +35,29 @@ pub struct Rendered {
     pub elements: BTreeMap<(String, String), String>,
     /// Endpoint addresses (for the hairpin set).
     pub endpoint_ips: BTreeSet<Ipv4Addr>,
+    /// Endpoint-slot shard maps the rules use (created on demand, never deleted
+    /// by an incremental sync: other Services may share them).
+    pub shards: BTreeSet<u32>,
+}
+
+/// Which endpoint list of a Service port a slot block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    /// Every usable endpoint.
+    All,
+    /// The endpoints on this node (Local traffic policies).
+    Local,
+}
+
+impl List {
+    const BOTH: [List; 2] = [List::All, List::Local];
+
+    fn owner(self, key: &str) -> String {
+        match self {
+            List::All => format!("{key}#all"),
+            List::Local => format!("{key}#local"),
+        }
+    }
 }
 
 /// Eight stable base32 characters naming a Service port's objects.
@@ -96,15 +122,28 @@ fn choose(alg: Algorithm) -> &'static str {
     }
 }
 
-/// Rules that pick one of `eps` and DNAT to it (affinity: per-endpoint chains and sets).
-fn selection(sp: &ServicePort, eps: &[Endpoint], suffix: &str, out: &mut Rendered) -> Vec<String> {
+/// The definition of an endpoint-slot shard map (`typeof numgen` gives the
+/// plain integer key the `numgen`/`jhash` expressions produce).
+pub fn slot_map_definition() -> &'static str {
+    "typeof numgen inc mod 2 : ip daddr . tcp dport ; comment \"endpoints by slot; each Service port owns a block of slots\" ;"
+}
+
+/// Rules that pick one of `eps` (the `list` of `sp`) and DNAT to it
+/// (affinity: per-endpoint chains and sets).
+fn selection(sp: &ServicePort, eps: &[Endpoint], list: List, suffix: &str, out: &mut Rendered, slots: &mut Slots, used: &mut Vec<List>) -> Vec<String> {
     let proto = sp.protocol;
     let Some(timeout) = sp.affinity else {
         return match eps {
             [one] => vec![format!("meta l4proto {proto} dnat ip to {}:{}", one.ip, one.port)],
             _ => {
-                let map: Vec<String> = eps.iter().enumerate().map(|(i, e)| format!("{i} : {} . {}", e.ip, e.port)).collect();
-                vec![format!("meta l4proto {proto} dnat ip to {} mod {} map {{ {} }}", choose(sp.algorithm), eps.len(), map.join(", "))]
+                let block = slots.place(&list.owner(&sp.key), eps.len() as u32);
+                used.push(list);
+                let map = slots::map_name(block.shard);
+                out.shards.insert(block.shard);
+                for (i, e) in (block.base..).zip(eps) {
+                    out.elements.insert((map.clone(), i.to_string()), format!("{} . {}", e.ip, e.port));
+                }
+                vec![format!("meta l4proto {proto} dnat ip to {} mod {} offset {} map @{map}", choose(sp.algorithm), eps.len(), block.base)]
             }
         };
     };
@@ -129,9 +168,19 @@ fn no_endpoint_verdict(local_policy: bool, any_endpoint: bool) -> String {
     if local_policy && any_endpoint { "drop".into() } else { "goto reject-chain".into() }
 }
 
-/// Renders one Service port.
-pub fn render(sp: &ServicePort, cfg: &NodeConfig) -> Rendered {
+/// Frees the endpoint slots of a Service port that is gone.
+pub fn release(key: &str, slots: &mut Slots) {
+    for list in List::BOTH {
+        slots.remove(&list.owner(key));
+    }
+}
+
+/// Renders one Service port, placing its endpoints in `slots`.
+pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered {
     let mut out = Rendered::default();
+    let mut used = Vec::new();
+    let internal_list = if sp.internal_local { List::Local } else { List::All };
+    let external_list = if sp.external_local { List::Local } else { List::All };
     let (svc_chain, ext_chain, suffix) = names(sp);
     let proto = sp.protocol;
     out.endpoint_ips = sp.endpoints.iter().map(|e| e.ip).collect();
@@ -142,7 +191,7 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig) -> Rendered {
             out.elements.insert(("no-endpoint-services".into(), key), no_endpoint_verdict(sp.internal_local, !sp.endpoints.is_empty()));
         } else {
             let mut rules = vec![format!("ip daddr {cip} ip saddr != {} jump mark-for-masquerade", cfg.cluster_cidr)];
-            rules.extend(selection(sp, internal, &suffix, &mut out));
+            rules.extend(selection(sp, internal, internal_list, &suffix, &mut out, slots, &mut used));
             out.chains.insert(svc_chain.clone(), rules);
             out.elements.insert(("service-ips".into(), key), format!("goto {svc_chain}"));
         }
@@ -156,14 +205,14 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig) -> Rendered {
             if sp.external_local {
                 // Pods and the node itself still reach every endpoint (kube-proxy's
                 // short-circuits); other clients keep their source IP and only reach local endpoints.
-                let everywhere = selection(sp, &sp.endpoints, &suffix, &mut out);
+                let everywhere = selection(sp, &sp.endpoints, List::All, &suffix, &mut out, slots, &mut used);
                 rules.extend(everywhere.iter().map(|r| format!("ip saddr {} {r}", cfg.cluster_cidr)));
                 rules.push("fib saddr type local jump mark-for-masquerade".into());
                 rules.extend(everywhere.iter().map(|r| format!("fib saddr type local {r}")));
-                rules.extend(selection(sp, external, &suffix, &mut out));
+                rules.extend(selection(sp, external, external_list, &suffix, &mut out, slots, &mut used));
             } else {
                 rules.push("jump mark-for-masquerade".into());
-                rules.extend(selection(sp, external, &suffix, &mut out));
+                rules.extend(selection(sp, external, external_list, &suffix, &mut out, slots, &mut used));
             }
             out.chains.insert(ext_chain.clone(), rules);
             format!("goto {ext_chain}")
@@ -178,6 +227,9 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig) -> Rendered {
             let map = if empty { "no-endpoint-nodeports" } else { "service-nodeports" };
             out.elements.insert((map.into(), format!("{proto} . {np}")), verdict.clone());
         }
+    }
+    for list in List::BOTH.into_iter().filter(|l| !used.contains(l)) {
+        slots.remove(&list.owner(&sp.key));
     }
     out
 }

@@ -1,0 +1,244 @@
+//! Endpoint slots: every Service port's endpoints live in a contiguous block
+//! of integer slots of a shared map (`endpoint-slots-N : slot → ip . port`),
+//! so a Service chain picks an endpoint with one
+//! `numgen random mod LEN offset BASE map @endpoint-slots-N` instead of an
+//! anonymous map of its own (each anonymous set is a kernel object, and
+//! loading 10k of them takes ~20 s).
+//!
+//! The slots are spread over shards of [`SHARD_SLOTS`] slots, each its own
+//! map: the kernel pays (rules bound to a map) × (elements in it) when rules
+//! and elements meet in one transaction, and a name lookup over all maps per
+//! rule, so neither one huge map nor one map per Service scales.
+//!
+//! The allocator is pure: a full sync builds it afresh from the desired state
+//! (in key order, so the result is deterministic); incremental syncs place,
+//! grow and free blocks. Freed slots become reusable only after [`Slots::settle`],
+//! i.e. in the next transaction, so one transaction never deletes and adds the
+//! same slot for two different Services.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Slots per shard map (a block larger than this gets a shard of its own).
+pub const SHARD_SLOTS: u32 = 512;
+
+/// The name of shard `n`'s map.
+pub fn map_name(shard: u32) -> String {
+    format!("endpoint-slots-{shard}")
+}
+
+/// A block of slots owned by one endpoint list of one Service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Shard (map) number.
+    pub shard: u32,
+    /// First slot.
+    pub base: u32,
+    /// Slots reserved (at least the number of endpoints).
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Shard {
+    capacity: u32,
+    /// Free runs below `top`: base → len, coalesced.
+    free: BTreeMap<u32, u32>,
+    /// Slots from here to `capacity` were never handed out.
+    top: u32,
+}
+
+/// The slot allocator.
+#[derive(Debug, Clone, Default)]
+pub struct Slots {
+    shards: Vec<Shard>,
+    owners: HashMap<String, Block>,
+    pending: Vec<Block>,
+}
+
+/// The block size reserved for `n` endpoints: the next power of two, so a
+/// Service that grows by one endpoint usually keeps its block.
+fn reserve(n: u32) -> u32 {
+    n.max(2).next_power_of_two()
+}
+
+impl Shard {
+    fn take(&mut self, len: u32) -> Option<u32> {
+        if let Some((&base, &run)) = self.free.iter().find(|(_, run)| **run >= len) {
+            self.free.remove(&base);
+            if run > len {
+                self.free.insert(base + len, run - len);
+            }
+            return Some(base);
+        }
+        if self.capacity - self.top >= len {
+            self.top += len;
+            return Some(self.top - len);
+        }
+        None
+    }
+
+    fn give(&mut self, base: u32, len: u32) {
+        let (mut base, mut len) = (base, len);
+        if let Some((&b, &l)) = self.free.range(..base).next_back() {
+            if b + l == base {
+                self.free.remove(&b);
+                base = b;
+                len += l;
+            }
+        }
+        if let Some(l) = self.free.remove(&(base + len)) {
+            len += l;
+        }
+        if base + len == self.top {
+            self.top = base;
+        } else {
+            self.free.insert(base, len);
+        }
+    }
+}
+
+impl Slots {
+    /// The block for `owner` holding `n` endpoints: its current one when it
+    /// still fits (and is not four times too big), else a new one; a replaced
+    /// block is freed at the next [`Slots::settle`].
+    pub fn place(&mut self, owner: &str, n: u32) -> Block {
+        let want = reserve(n);
+        if let Some(b) = self.owners.get(owner) {
+            if n <= b.len && b.len <= want * 4 {
+                return *b;
+            }
+        }
+        self.remove(owner);
+        let block = self.allocate(want);
+        self.owners.insert(owner.to_owned(), block);
+        block
+    }
+
+    /// Frees `owner`'s block (at the next [`Slots::settle`]).
+    pub fn remove(&mut self, owner: &str) {
+        if let Some(b) = self.owners.remove(owner) {
+            self.pending.push(b);
+        }
+    }
+
+    /// Makes the blocks freed since the last call reusable (call after the
+    /// transaction that stopped using them).
+    pub fn settle(&mut self) {
+        for b in std::mem::take(&mut self.pending) {
+            if let Some(s) = self.shards.get_mut(b.shard as usize) {
+                s.give(b.base, b.len);
+            }
+        }
+    }
+
+    /// The block `owner` holds, if any.
+    pub fn get(&self, owner: &str) -> Option<Block> {
+        self.owners.get(owner).copied()
+    }
+
+    /// Number of shard maps in use (0..n).
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    fn allocate(&mut self, len: u32) -> Block {
+        for (i, s) in self.shards.iter_mut().enumerate() {
+            if let Some(base) = s.take(len) {
+                return Block { shard: i as u32, base, len };
+            }
+        }
+        let mut s = Shard { capacity: SHARD_SLOTS.max(len), ..Shard::default() };
+        let base = s.take(len).unwrap_or(0);
+        self.shards.push(s);
+        Block { shard: self.shards.len() as u32 - 1, base, len }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overlaps(a: Block, b: Block) -> bool {
+        a.shard == b.shard && a.base < b.base + b.len && b.base < a.base + a.len
+    }
+
+    #[test]
+    fn blocks_are_contiguous_disjoint_and_packed_into_shards() {
+        let mut s = Slots::default();
+        let blocks: Vec<Block> = (0..100).map(|i| s.place(&format!("svc-{i}"), 10)).collect();
+        for (i, a) in blocks.iter().enumerate() {
+            assert_eq!(a.len, 16, "10 endpoints reserve 16 slots");
+            assert!(a.base + a.len <= SHARD_SLOTS);
+            for b in &blocks[i + 1..] {
+                assert!(!overlaps(*a, *b), "{a:?} overlaps {b:?}");
+            }
+        }
+        assert_eq!(s.shard_count(), 4, "32 blocks of 16 per 512-slot shard");
+        assert_eq!(blocks[32], Block { shard: 1, base: 0, len: 16 });
+    }
+
+    #[test]
+    fn growth_keeps_the_block_while_it_fits_and_moves_when_it_does_not() {
+        let mut s = Slots::default();
+        let a = s.place("a", 3);
+        let b = s.place("b", 3);
+        assert_eq!((a.base, a.len, b.base), (0, 4, 4));
+        assert_eq!(s.place("a", 4), a, "4 endpoints still fit in 4 slots");
+        let grown = s.place("a", 5);
+        assert_eq!((grown.base, grown.len), (8, 8), "grown past b, not over it");
+        s.settle();
+        assert_eq!(s.place("c", 2).base, 0, "a's old block is reused after settle");
+    }
+
+    #[test]
+    fn freed_slots_are_not_reused_before_settle() {
+        let mut s = Slots::default();
+        let a = s.place("a", 10);
+        s.remove("a");
+        let b = s.place("b", 10);
+        assert!(!overlaps(a, b), "same transaction: a's slots are still being deleted");
+        s.settle();
+        assert_eq!(s.place("c", 10), a);
+    }
+
+    #[test]
+    fn shrinking_far_below_the_block_reallocates() {
+        let mut s = Slots::default();
+        let big = s.place("a", 100);
+        assert_eq!(big.len, 128);
+        assert_eq!(s.place("a", 40), big, "40 of 128 is kept");
+        let small = s.place("a", 2);
+        assert_eq!(small.len, 2);
+        assert_ne!(small.base, big.base);
+    }
+
+    #[test]
+    fn fragmentation_coalesces_neighbouring_free_runs() {
+        let mut s = Slots::default();
+        let blocks: Vec<Block> = (0..32).map(|i| s.place(&format!("s{i}"), 16)).collect();
+        assert_eq!(s.shard_count(), 1);
+        // Free every other block: 16 holes of 16, none fits 32.
+        for i in (0..32).step_by(2) {
+            s.remove(&format!("s{i}"));
+        }
+        s.settle();
+        let wide = s.place("wide", 32);
+        assert_eq!(wide.shard, 1, "no run of 32 free in shard 0");
+        // Free s1 too: s0, s1, s2 now form one run of 48 at 0.
+        s.remove("s1");
+        s.settle();
+        assert_eq!(s.place("wide2", 32), Block { shard: 0, base: 0, len: 32 }, "the coalesced run takes 32");
+        assert_eq!(s.place("rest", 16), Block { shard: 0, base: 32, len: 16 }, "its remainder is still free");
+        assert_eq!(blocks[3].base, 48, "s3 was not touched");
+    }
+
+    #[test]
+    fn a_block_larger_than_a_shard_gets_its_own_map() {
+        let mut s = Slots::default();
+        s.place("small", 2);
+        let huge = s.place("huge", 1000);
+        assert_eq!(huge, Block { shard: 1, base: 0, len: 1024 });
+        s.remove("huge");
+        s.settle();
+        assert_eq!(s.place("next", 700), Block { shard: 1, base: 0, len: 1024 }, "the freed big shard is reused");
+    }
+}
