@@ -517,6 +517,44 @@ pub fn age_ttls(buf: &mut [u8], elapsed: u32) -> Option<()> {
     Some(())
 }
 
+/// The rcode and the A/AAAA/CNAME answer records of a reply (names decompressed).
+pub fn parse_answers(buf: &[u8]) -> Option<(u8, Vec<Record>)> {
+    let mut r = Reader { buf, pos: 0 };
+    r.skip(2).ok()?;
+    let flags = r.u16().ok()?;
+    let (qd, an) = (r.u16().ok()?, r.u16().ok()?);
+    r.skip(4).ok()?;
+    for _ in 0..qd {
+        r.name().ok()?;
+        r.skip(4).ok()?;
+    }
+    let mut out = Vec::new();
+    for _ in 0..an {
+        let name = r.name().ok()?;
+        let t = r.u16().ok()?;
+        r.skip(2).ok()?;
+        let ttl = u32::from(r.u16().ok()?) << 16 | u32::from(r.u16().ok()?);
+        let rdlen = r.u16().ok()? as usize;
+        let start = r.pos;
+        let data = match t {
+            rtype::A if rdlen == 4 => Some(RData::A(Ipv4Addr::new(buf[start], buf[start + 1], buf[start + 2], buf[start + 3]))),
+            rtype::AAAA if rdlen == 16 => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(buf.get(start..start + 16)?);
+                Some(RData::Aaaa(Ipv6Addr::from(b)))
+            }
+            rtype::CNAME => Some(RData::Cname(r.name().ok()?)),
+            _ => None,
+        };
+        r.pos = start;
+        r.skip(rdlen).ok()?;
+        if let Some(data) = data {
+            out.push(Record { name, ttl, data });
+        }
+    }
+    Some(((flags & 0xF) as u8, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,42 +648,4 @@ mod tests {
         assert!(bytes.len() <= 512);
         assert_ne!(bytes[2] & 0x02, 0, "TC set");
     }
-}
-
-/// The rcode and the A/AAAA/CNAME answer records of a reply (names decompressed).
-pub fn parse_answers(buf: &[u8]) -> Option<(u8, Vec<Record>)> {
-    let mut r = Reader { buf, pos: 0 };
-    r.skip(2).ok()?;
-    let flags = r.u16().ok()?;
-    let (qd, an) = (r.u16().ok()?, r.u16().ok()?);
-    r.skip(4).ok()?;
-    for _ in 0..qd {
-        r.name().ok()?;
-        r.skip(4).ok()?;
-    }
-    let mut out = Vec::new();
-    for _ in 0..an {
-        let name = r.name().ok()?;
-        let t = r.u16().ok()?;
-        r.skip(2).ok()?;
-        let ttl = u32::from(r.u16().ok()?) << 16 | u32::from(r.u16().ok()?);
-        let rdlen = r.u16().ok()? as usize;
-        let start = r.pos;
-        let data = match t {
-            rtype::A if rdlen == 4 => Some(RData::A(Ipv4Addr::new(buf[start], buf[start + 1], buf[start + 2], buf[start + 3]))),
-            rtype::AAAA if rdlen == 16 => {
-                let mut b = [0u8; 16];
-                b.copy_from_slice(buf.get(start..start + 16)?);
-                Some(RData::Aaaa(Ipv6Addr::from(b)))
-            }
-            rtype::CNAME => Some(RData::Cname(r.name().ok()?)),
-            _ => None,
-        };
-        r.pos = start;
-        r.skip(rdlen).ok()?;
-        if let Some(data) = data {
-            out.push(Record { name, ttl, data });
-        }
-    }
-    Some(((flags & 0xF) as u8, out))
 }
