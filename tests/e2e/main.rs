@@ -15,5 +15,6 @@ mod kubectl_apply;
 mod kubectl_create;
 mod node;
 mod proxy;
+mod streams;
 mod versions;
 mod watch;
