@@ -85,7 +85,7 @@ impl Head {
     }
 
     /// The payload length that follows the head.
-    pub fn len(&self) -> usize {
+    pub fn payload_len(&self) -> usize {
         match self {
             Head::Control { len, .. } | Head::Data { len, .. } => *len,
         }

@@ -152,7 +152,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, out: mpsc::Sender<Out>, new:
         let mut head = [0u8; 8];
         rd.read_exact(&mut head).await?;
         let head = Head::parse(head);
-        let mut payload = vec![0u8; head.len()];
+        let mut payload = vec![0u8; head.payload_len()];
         rd.read_exact(&mut payload).await?;
         match head {
             Head::Data { stream, flags, .. } => {
