@@ -16,5 +16,6 @@ mod kubectl_apply;
 mod kubectl_create;
 mod node;
 mod proxy;
+mod streams;
 mod versions;
 mod watch;

@@ -91,17 +91,26 @@ pub fn sandbox_init(args: &[String]) -> Result<i32, NsError> {
     Ok(0)
 }
 
-/// `portico sandbox-exec --pid PID [--workdir DIR] -- PROGRAM ARGS...`: joins the
+/// `portico sandbox-exec --pid PID [--workdir DIR] [--tty] -- PROGRAM ARGS...`: joins the
 /// network, UTS and mount namespaces of the sandbox whose pause process is PID,
-/// changes directory and execs PROGRAM (looked up in `PATH`).
+/// changes directory and execs PROGRAM (looked up in `PATH`). With `--tty`,
+/// stdin is a pty slave: the process starts a new session and makes it its
+/// controlling terminal (a session leader opening a tty without O_NOCTTY gets it).
 pub fn sandbox_exec(args: &[String]) -> Result<i32, NsError> {
-    let usage = || NsError::Usage("sandbox-exec --pid PID [--workdir DIR] -- PROGRAM [ARGS...]".into());
+    let usage = || NsError::Usage("sandbox-exec --pid PID [--workdir DIR] [--tty] -- PROGRAM [ARGS...]".into());
     let pid = flag(args, "--pid").ok_or_else(usage)?;
     let workdir = flag(args, "--workdir");
+    let tty = args.iter().take_while(|a| *a != "--").any(|a| a == "--tty");
     let sep = args.iter().position(|a| a == "--").ok_or_else(usage)?;
     let argv = &args[sep + 1..];
     if argv.is_empty() {
         return Err(usage());
+    }
+    if tty {
+        nix::unistd::setsid().map_err(sys("starting a session"))?;
+        let name = nix::unistd::ttyname(std::io::stdin()).map_err(sys("naming the terminal on stdin"))?;
+        // Opening it is what makes it the controlling terminal; the open file is not needed after.
+        std::fs::OpenOptions::new().read(true).write(true).open(&name).map_err(|source| NsError::Io { what: format!("opening {}", name.display()), source })?;
     }
     // Open every namespace before joining any: joining the mount namespace changes what paths mean.
     let mut files = Vec::new();

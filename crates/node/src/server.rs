@@ -1,11 +1,13 @@
 //! The agent's own HTTP API (the kubelet API the API server proxies to):
 //! `/containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}`
-//! (websocket, `v5.channel.k8s.io` and `v4.channel.k8s.io`) and `/healthz`.
+//! (websocket `v5.channel.k8s.io`/`v4.channel.k8s.io`, or SPDY/3.1 for
+//! kubectl before 1.30) and `/healthz`.
 //! Every request but `/healthz` must carry the bearer token this agent
 //! published in its Node's annotations.
 
 use crate::agent::PodIndex;
 use crate::host::Host;
+use crate::remote_command;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
@@ -15,7 +17,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -177,17 +179,8 @@ mod channel {
     pub const STDOUT: u8 = 1;
     pub const STDERR: u8 = 2;
     pub const ERROR: u8 = 3;
+    pub const RESIZE: u8 = 4;
     pub const CLOSE: u8 = 255;
-}
-
-/// The Status the error channel carries when a command ends.
-pub fn exit_status(command: &[String], code: i32) -> serde_json::Value {
-    if code == 0 {
-        return serde_json::json!({"metadata": {}, "status": "Success"});
-    }
-    serde_json::json!({"metadata": {}, "status": "Failure",
-        "message": format!("command terminated with non-zero exit code: error executing command [{}], exit code {code}", command.join(" ")),
-        "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
 }
 
 async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String, container: String) -> Response<Body> {
@@ -206,6 +199,12 @@ async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String
     if env.is_empty() {
         return full(StatusCode::BAD_REQUEST, format!("container {container} is not valid for pod {pod}"));
     }
+    let (stdin, stdout, stderr, tty) = (truthy(&q, "stdin"), truthy(&q, "stdout"), truthy(&q, "stderr"), truthy(&q, "tty"));
+    let spec = remote_command::Spec { exe: ctx.host.exe.clone(), pause: record.pause_pid, env, command, stdin, tty };
+    let upgrade = req.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if upgrade.starts_with("spdy/") {
+        return crate::exec_spdy::upgrade(req, spec, crate::exec_spdy::Wanted { stdout, stderr: stderr && !tty });
+    }
     let protocols: Vec<String> = req
         .headers()
         .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -214,19 +213,16 @@ async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String
         .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
         .collect();
     let Some(protocol) = ["v5.channel.k8s.io", "v4.channel.k8s.io"].into_iter().find(|p| protocols.iter().any(|x| x == p)) else {
-        return full(StatusCode::BAD_REQUEST, "exec needs a websocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io");
+        return full(StatusCode::BAD_REQUEST, "exec needs a websocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io, or SPDY/3.1");
     };
     let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).and_then(|k| k.to_str().ok()).map(str::to_owned) else {
         return full(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
-    let (stdin, stdout, stderr) = (truthy(&q, "stdin"), truthy(&q, "stdout"), truthy(&q, "stderr"));
-    let exe = ctx.host.exe.clone();
-    let pause = record.pause_pid;
     let v5 = protocol.starts_with("v5");
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
         let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(upgraded), Role::Server, None).await;
-        run_exec(ws, exe, pause, env, command, stdin, stdout, stderr, v5).await;
+        run_exec(ws, spec, stdout, stderr, v5).await;
     });
     let mut r = full(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
     let h = r.headers_mut();
@@ -239,91 +235,62 @@ async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String
     r
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_exec<S>(ws: tokio_tungstenite::WebSocketStream<S>, exe: std::path::PathBuf, pause: u32, env: Vec<(String, String)>, command: Vec<String>, stdin: bool, stdout: bool, stderr: bool, v5: bool)
+async fn run_exec<S>(ws: tokio_tungstenite::WebSocketStream<S>, spec: remote_command::Spec, stdout: bool, stderr: bool, v5: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut source) = ws.split();
-    let mut cmd = tokio::process::Command::new(&exe);
-    cmd.arg("sandbox-exec").arg("--pid").arg(pause.to_string()).arg("--").args(&command);
-    cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-    cmd.stdin(if stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    let command = spec.command.clone();
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel(32);
+    let (mut out_rx, task) = match remote_command::run(spec, in_rx) {
+        Ok(r) => r,
         Err(e) => {
-            let st = serde_json::json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError"});
             let mut m = vec![channel::ERROR];
-            m.extend_from_slice(st.to_string().as_bytes());
+            m.extend_from_slice(remote_command::start_failure(&e).to_string().as_bytes());
             let _ = sink.send(Message::binary(m)).await;
             let _ = sink.send(normal_close()).await;
             let _ = sink.close().await;
             return;
         }
     };
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
-    let pump = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, ch: u8, forward: bool, tx: tokio::sync::mpsc::Sender<Vec<u8>>| {
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match r.read(&mut buf[1..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) if forward => {
-                        buf[0] = ch;
-                        if tx.send(buf[..=n].to_vec()).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                }
-            }
-        })
-    };
-    let mut pumps = Vec::new();
-    if let Some(o) = child.stdout.take() {
-        pumps.push(pump(Box::new(o), channel::STDOUT, stdout, out_tx.clone()));
-    }
-    if let Some(e) = child.stderr.take() {
-        pumps.push(pump(Box::new(e), channel::STDERR, stderr, out_tx.clone()));
-    }
-    drop(out_tx);
-    let mut child_in = child.stdin.take();
-    let mut status = None;
-    let mut outputs_done = false;
+    let mut in_tx = Some(in_tx);
     loop {
         tokio::select! {
-            msg = out_rx.recv(), if !outputs_done => match msg {
-                Some(m) => { if sink.send(Message::binary(m)).await.is_err() { break; } }
-                None => outputs_done = true,
+            msg = out_rx.recv() => match msg {
+                Some(remote_command::Output::Stdout(b)) if stdout => {
+                    let mut m = vec![channel::STDOUT];
+                    m.extend_from_slice(&b);
+                    if sink.send(Message::binary(m)).await.is_err() { break; }
+                }
+                Some(remote_command::Output::Stderr(b)) if stderr => {
+                    let mut m = vec![channel::STDERR];
+                    m.extend_from_slice(&b);
+                    if sink.send(Message::binary(m)).await.is_err() { break; }
+                }
+                Some(_) => {}
+                None => break,
             },
-            incoming = source.next() => match incoming {
+            incoming = source.next(), if in_tx.is_some() => match incoming {
                 Some(Ok(Message::Binary(data))) => {
-                    match data.first().copied() {
-                        Some(channel::STDIN) => if let Some(w) = child_in.as_mut() { let _ = w.write_all(&data[1..]).await; },
-                        Some(channel::CLOSE) if v5 && data.get(1) == Some(&channel::STDIN) => { child_in = None; }
-                        _ => {}
+                    let input = match data.first().copied() {
+                        Some(channel::STDIN) => Some(remote_command::Input::Stdin(data.slice(1..))),
+                        Some(channel::RESIZE) => remote_command::parse_resize(&data[1..]),
+                        Some(channel::CLOSE) if v5 && data.get(1) == Some(&channel::STDIN) => Some(remote_command::Input::StdinEnd),
+                        _ => None,
+                    };
+                    if let (Some(i), Some(tx)) = (input, in_tx.as_ref()) {
+                        let _ = tx.send(i).await;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { let _ = child.start_kill(); break; }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { in_tx = None; }
                 _ => {}
             },
-            st = child.wait(), if status.is_none() => { status = Some(st); }
-        }
-        if outputs_done && status.is_some() {
-            break;
         }
     }
-    for p in pumps {
-        let _ = p.await;
-    }
-    use std::os::unix::process::ExitStatusExt;
-    let code = match status {
-        Some(Ok(s)) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
-        _ => 137,
-    };
+    let code = task.await.unwrap_or(137);
+    drop(in_tx);
     let mut m = vec![channel::ERROR];
-    m.extend_from_slice(exit_status(&command, code).to_string().as_bytes());
+    m.extend_from_slice(remote_command::exit_status(&command, code).to_string().as_bytes());
     let _ = sink.send(Message::binary(m)).await;
     let _ = sink.send(normal_close()).await;
     let _ = sink.close().await;
@@ -344,14 +311,5 @@ mod tests {
         assert_eq!(tail(b"a\nb\nc\n", 2), b"b\nc\n");
         assert_eq!(tail(b"a\nb\nc\n", 5), b"a\nb\nc\n");
         assert_eq!(tail(b"a\nb\nc", 1), b"c");
-    }
-
-    #[test]
-    fn exit_codes_become_statuses() {
-        assert_eq!(exit_status(&["true".into()], 0)["status"], "Success");
-        let f = exit_status(&["sh".into(), "-c".into(), "exit 3".into()], 3);
-        assert_eq!(f["reason"], "NonZeroExitCode");
-        assert_eq!(f["details"]["causes"][0]["message"], "3");
-        assert_eq!(f["message"], "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3");
     }
 }
