@@ -1,7 +1,7 @@
 //! Cluster DNS end to end: `dig` from the node (through the kube-dns Service
 //! VIP) and from pods (their resolv.conf), over UDP and TCP.
 
-use crate::harness::{Cluster, OUTSIDE_IP, stdout};
+use crate::harness::{Cluster, OUTSIDE_IP, in_service_range, stdout};
 use std::time::{Duration, Instant};
 
 /// A fake upstream resolver in the outside namespace: every A question gets 1.2.3.4.
@@ -172,6 +172,13 @@ fn cluster_names_resolve_from_the_node_and_from_pods() {
     let fresh = c.ok(&["get", "svc", "fresh", "-o", "jsonpath={.spec.clusterIP}"]);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(short(&c, &["fresh.default.svc.cluster.local"]), [fresh]);
+    // The upstream ExternalName conformance steps: a new target, then type ClusterIP.
+    c.ok(&["patch", "svc", "baidu", "-p", r#"{"spec":{"externalName":"bar.example.com"}}"#]);
+    wait("ExternalName retargeted", Duration::from_secs(10), || short(&c, &["baidu.default.svc.cluster.local", "CNAME"]) == ["bar.example.com."]);
+    c.ok(&["patch", "svc", "baidu", "-p", r#"{"spec":{"type":"ClusterIP","externalName":null,"ports":[{"name":"http","port":80,"protocol":"TCP"}]}}"#]);
+    let baidu_ip = c.ok(&["get", "svc", "baidu", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(in_service_range(&baidu_ip), "a ClusterIP was allocated: {baidu_ip:?}");
+    wait("ExternalName turned ClusterIP", Duration::from_secs(10), || short(&c, &["baidu.default.svc.cluster.local", "A"]) == [baidu_ip.clone()]);
     // A headless Service scaled to zero is NXDOMAIN.
     c.ok(&["scale", "deploy", "web", "--replicas=0"]);
     wait("headless NXDOMAIN", Duration::from_secs(20), || status(&c, &["headless.default.svc.cluster.local"]) == "NXDOMAIN");
