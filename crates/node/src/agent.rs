@@ -251,7 +251,33 @@ async fn wait_pod_cidr(client: &kube::Client, name: &str) -> String {
 }
 
 /// Kills processes left in a sandbox's network namespace and removes it.
+/// The processes that share the network namespace of a leftover pod's pause
+/// process (its containers and the pause process itself), found through
+/// `/proc` so that it works even when the `/run/netns` mount is gone — as it
+/// is when the agent ran in a mount namespace of its own that died with it.
+fn pod_processes(record: &crate::sandbox::Record) -> Vec<i32> {
+    if record.netns.is_empty() || record.pause_pid == 0 {
+        return Vec::new();
+    }
+    let pause = format!("/proc/{}", record.pause_pid);
+    // A recycled PID must not take a stranger's namespace down with it.
+    let is_pause = crate::sandbox::pid_is_pause(record.pause_pid);
+    let Ok(target) = std::fs::read_link(format!("{pause}/ns/net")) else { return Vec::new() };
+    let Ok(host) = std::fs::read_link("/proc/self/ns/net") else { return Vec::new() };
+    if !is_pause || target == host {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns == target))
+        .collect()
+}
+
 async fn remove_leftover(host: &Host, record: &crate::sandbox::Record) {
+    for pid in pod_processes(record) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
     if !record.netns.is_empty()
         && let Ok(out) = tokio::process::Command::new("ip").args(["netns", "pids", &record.netns]).output().await {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {

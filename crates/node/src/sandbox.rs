@@ -219,7 +219,7 @@ pub async fn destroy_record(host: &Host, record: &Record) {
 }
 
 /// Whether `pid` is still one of our pause processes (PIDs are reused).
-fn pid_is_pause(pid: u32) -> bool {
+pub fn pid_is_pause(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).map(|c| c.split(|b| *b == 0).any(|a| a == b"sandbox-init")).unwrap_or(false)
 }
 
