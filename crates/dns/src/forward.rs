@@ -178,9 +178,7 @@ impl Forwarder {
 /// gives different keys each time.
 fn rand_id() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id().into());
-    h.finish() as u16
+    std::collections::hash_map::RandomState::new().build_hasher().finish() as u16
 }
 
 /// The nameservers of a resolv.conf, as socket addresses on port 53, minus `exclude`.

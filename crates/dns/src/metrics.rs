@@ -87,11 +87,6 @@ fn proto_name(p: Proto) -> &'static str {
     }
 }
 
-/// The name CoreDNS's metrics use for an rcode.
-pub fn rcode_name(rc: u8) -> &'static str {
-    RCODES[usize::from(rc).min(RCODES.len() - 1)]
-}
-
 /// Index into [`TYPES`] of a query type.
 fn type_index(t: u16) -> usize {
     match t {
@@ -106,11 +101,6 @@ fn type_index(t: u16) -> usize {
         255 => 8,
         _ => 9,
     }
-}
-
-/// The name CoreDNS's metrics use for a query type.
-pub fn type_name(t: u16) -> &'static str {
-    TYPES[type_index(t)]
 }
 
 /// Serves `/health`, `/ready` and `/metrics` on `addr`.
