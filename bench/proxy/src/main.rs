@@ -22,7 +22,7 @@ use clap::Parser;
 use portico_proxy::nft::plan::{self, State};
 use portico_proxy::nft::ruleset::{self, NodeConfig};
 use portico_proxy::nft::slots::Slots;
-use portico_proxy::servicemap::{Algorithm, Endpoint, ServicePort};
+use portico_proxy::servicemap::{Algorithm, Endpoint, Family, ServicePort};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
@@ -58,12 +58,12 @@ fn sh(script: &str) -> anyhow::Result<()> {
 fn port(i: usize, eps: usize) -> ServicePort {
     let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + 10 + i as u32);
     let endpoints = (0..eps)
-        .map(|e| Endpoint { ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + 2 + ((i * eps + e) % 60000) as u32), port: 8080, local: true })
+        .map(|e| Endpoint { ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + 2 + ((i * eps + e) % 60000) as u32).into(), port: 8080, local: true })
         .collect::<Vec<_>>();
     ServicePort {
         key: format!("bench/svc-{i}/tcp/http"),
         protocol: "tcp",
-        cluster_ip: Some(ip),
+        cluster_ip: Some(ip.into()),
         port: 80,
         node_port: None,
         external_ips: vec![],
@@ -81,7 +81,7 @@ fn kube_proxy_shape(sp: &ServicePort, cfg: &NodeConfig) -> ruleset::Rendered {
     let mut out = ruleset::Rendered::default();
     let h = ruleset::hash8(&sp.key);
     let svc = format!("service-{h}-{}", sp.key);
-    let cip = sp.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let cip = sp.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into());
     let mut vmap = Vec::new();
     for (i, e) in sp.endpoints.iter().enumerate() {
         let ch = format!("endpoint-{h}-{}__{}/{}", sp.key, e.ip, e.port);
@@ -91,7 +91,7 @@ fn kube_proxy_shape(sp: &ServicePort, cfg: &NodeConfig) -> ruleset::Rendered {
     out.chains.insert(
         svc.clone(),
         vec![
-            format!("ip daddr {cip} ip saddr != {} jump mark-for-masquerade", cfg.cluster_cidr),
+            format!("ip daddr {cip} ip saddr != {} jump mark-for-masquerade", cfg.cluster_cidr.as_deref().unwrap_or("0.0.0.0/0")),
             format!("numgen random mod {} vmap {{ {} }}", sp.endpoints.len(), vmap.join(", ")),
         ],
     );
@@ -222,7 +222,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
-    let cfg = NodeConfig { table: "portico".into(), cluster_cidr: "10.244.0.0/16".into() };
+    let cfg = NodeConfig { table: "portico".into(), family: Family::V4, cluster_cidr: Some("10.244.0.0/16".into()) };
     serve(pod)?;
     println!("(a) data path, no Services programmed yet: direct to the pod");
     let (d50, d99) = latency(node, "10.244.0.2:8080", args.samples)?;
@@ -233,7 +233,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
         let ports: Vec<ServicePort> = (0..n).map(|i| port(i, args.endpoints)).collect();
         // The measured Service: one endpoint, the real pod.
         let mut target = port(n, 1);
-        target.endpoints = vec![Endpoint { ip: Ipv4Addr::new(10, 244, 0, 2), port: 8080, local: true }];
+        target.endpoints = vec![Endpoint { ip: Ipv4Addr::new(10, 244, 0, 2).into(), port: 8080, local: true }];
         target.local_endpoints = target.endpoints.clone();
         for (label, kube) in [("portico", false), ("kube-proxy shape", true)] {
             if kube && n > args.peer_max_services {
@@ -291,7 +291,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             // (a)/(d): the measured Service on top.
             let r = render(&target);
             nft_in(node, &plan::diff(&cfg, &State::default(), &State::from_rendered([&r])))?;
-            let vip = format!("{}:80", target.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED));
+            let vip = format!("{}:80", target.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into()));
             let (s50, s99) = latency(node, &vip, args.samples)?;
             let (d50, d99) = latency(node, "10.244.0.2:8080", args.samples)?;
             let tput = throughput(node, &vip, 2.0)?;

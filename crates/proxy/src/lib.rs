@@ -15,7 +15,7 @@ mod sync;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The default nftables table (family `ip`).
+/// The default nftables table name (of both the `ip` and the `ip6` table).
 pub const DEFAULT_TABLE: &str = "portico";
 
 /// Why the proxy stopped.
@@ -46,7 +46,8 @@ pub enum Error {
 pub struct Config {
     /// This node's name (for Local traffic policies).
     pub node_name: String,
-    /// The cluster's pod range (IPv4).
+    /// The cluster's pod ranges, comma-separated, at most one per family
+    /// (kube-proxy's `--cluster-cidr`).
     pub cluster_cidr: String,
     /// nftables table name.
     pub table: String,
@@ -96,8 +97,12 @@ pub async fn run(client: kube::Client, cfg: Config) -> Result<(), Error> {
     sync::run(client, cfg, metrics).await
 }
 
-/// Removes Portico's proxy rules from this host.
+/// Removes Portico's proxy rules (both families' tables) from this host.
 pub fn cleanup(table: &str) -> Result<(), Error> {
     nft::apply::delete_table("ip", table)?;
+    // Without IPv6 in the kernel there is no ip6 table to remove.
+    if std::path::Path::new("/proc/net/if_inet6").exists() {
+        nft::apply::delete_table("ip6", table)?;
+    }
     Ok(())
 }

@@ -3,12 +3,14 @@
 //! the dirty Services are re-derived, re-rendered and diffed against what is
 //! in the kernel, and the difference goes to `nft` as one transaction. A full
 //! resync runs at start and periodically, and after any failed transaction.
+//! Each IP family has its own table and its own view of the kernel; the IPv6
+//! table exists only while the node has IPv6 and some Service needs it.
 
 use crate::metrics::Metrics;
 use crate::nft::plan::{self, State};
 use crate::nft::ruleset::{self, NodeConfig, Rendered};
 use crate::nft::slots::Slots;
-use crate::servicemap::{self, ServicePort};
+use crate::servicemap::{self, Family, ServicePort};
 use crate::{Config, Error, conntrack, nft};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -16,7 +18,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -77,18 +79,35 @@ impl World {
     }
 }
 
-/// The proxy's view of what is in the kernel.
+/// The proxy's view of what is in the kernel (one family's table).
+#[derive(Default)]
 struct Programmed {
     ports: HashMap<Key, Vec<ServicePort>>,
     rendered: HashMap<String, Rendered>,
-    hairpin: HashMap<Ipv4Addr, usize>,
+    hairpin: HashMap<IpAddr, usize>,
     slots: Slots,
     chains: usize,
     rules: usize,
+    /// The table exists (the IPv4 one always does after the first sync).
+    present: bool,
+}
+
+/// Whether this node can carry IPv6 at all (the kernel has it and it is not disabled).
+fn node_has_ipv6() -> bool {
+    let disabled = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").map(|v| v.trim() == "1").unwrap_or(true);
+    !disabled && std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|s| !s.trim().is_empty())
+}
+
+/// The first range of `family` in a comma-separated `--cluster-cidr` list.
+pub(crate) fn cidr_of(list: &str, family: Family) -> Option<String> {
+    list.split(',').map(str::trim).find(|c| c.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()).is_some_and(|a| Family::of(a) == family)).map(str::to_owned)
 }
 
 pub(crate) async fn run(client: kube::Client, cfg: Config, metrics: Arc<Metrics>) -> Result<(), Error> {
-    let node = NodeConfig { table: cfg.table.clone(), cluster_cidr: cfg.cluster_cidr.clone() };
+    let families: Vec<Family> = Family::BOTH.into_iter().filter(|f| *f == Family::V4 || node_has_ipv6()).collect();
+    tracing::info!(?families, "proxying these IP families");
+    let mut tables: Vec<(NodeConfig, Programmed)> =
+        families.into_iter().map(|family| (NodeConfig { table: cfg.table.clone(), family, cluster_cidr: cidr_of(&cfg.cluster_cidr, family) }, Programmed::default())).collect();
     let svcs = watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff().map(|e| e.map(Ev::Svc)).boxed();
     let slices = watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()).default_backoff().map(|e| e.map(Ev::Slice)).boxed();
     let mut events = futures::stream::select(svcs, slices);
@@ -96,7 +115,6 @@ pub(crate) async fn run(client: kube::Client, cfg: Config, metrics: Arc<Metrics>
     let (mut svc_init, mut slice_init) = (false, false);
     let (mut svc_listing, mut slice_listing): (Option<World>, Option<Vec<EndpointSlice>>) = (None, None);
     let mut dirty: HashMap<Key, Instant> = HashMap::new();
-    let mut prog = Programmed { ports: HashMap::new(), rendered: HashMap::new(), hairpin: HashMap::new(), slots: Slots::default(), chains: 0, rules: 0 };
     let mut need_full = true;
     let mut next_full = tokio::time::Instant::now() + cfg.full_resync_interval;
     let mut last_sync = tokio::time::Instant::now() - cfg.min_sync_interval;
@@ -146,20 +164,32 @@ pub(crate) async fn run(client: kube::Client, cfg: Config, metrics: Arc<Metrics>
             _ = sleep_opt(due) => {
                 let full = need_full || tokio::time::Instant::now() >= next_full;
                 let started = Instant::now();
-                let result = if full { full_sync(&cfg, &node, &world, &mut prog) } else { incremental(&cfg, &node, &world, &dirty, &mut prog).await };
+                let mut result = Ok(());
+                for (node, prog) in &mut tables {
+                    // A family whose table is not there yet gets it from a full sync once a Service needs it.
+                    let r = if full || (!prog.present && dirty.keys().any(|k| !ports_of(&cfg, &world, k, node.family).is_empty())) {
+                        full_sync(&cfg, node, &world, prog)
+                    } else if prog.present {
+                        incremental(&cfg, node, &world, &dirty, prog).await
+                    } else {
+                        Ok(())
+                    };
+                    result = result.and(r);
+                }
                 last_sync = tokio::time::Instant::now();
+                let (chains, rules) = tables.iter().fold((0, 0), |(c, r), (_, p)| (c + p.chains, r + p.rules));
                 match result {
                     Ok(()) => {
                         let took = started.elapsed().as_secs_f64();
                         if full {
                             metrics.full_sync_duration.observe(took);
                             next_full = tokio::time::Instant::now() + cfg.full_resync_interval;
-                            tracing::info!(services = world.services.len(), chains = prog.chains, rules = prog.rules, seconds = took, "full proxy sync");
+                            tracing::info!(services = world.services.len(), chains, rules, seconds = took, "full proxy sync");
                         }
                         metrics.sync_duration.observe(took);
                         for (_, at) in dirty.drain() { metrics.programming.observe(at.elapsed().as_secs_f64()); }
-                        metrics.rules.set(prog.rules as i64);
-                        metrics.chains.set(prog.chains as i64);
+                        metrics.rules.set(rules as i64);
+                        metrics.chains.set(chains as i64);
                         metrics.synced();
                         need_full = false;
                     }
@@ -181,9 +211,9 @@ async fn sleep_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-fn ports_of(cfg: &Config, world: &World, k: &Key) -> Vec<ServicePort> {
+fn ports_of(cfg: &Config, world: &World, k: &Key, family: Family) -> Vec<ServicePort> {
     match world.services.get(k) {
-        Some(s) => servicemap::build(std::slice::from_ref(s), &world.slices_of(k), &cfg.node_name).into_values().collect(),
+        Some(s) => servicemap::build(std::slice::from_ref(s), &world.slices_of(k), &cfg.node_name, family).into_values().collect(),
         None => vec![],
     }
 }
@@ -191,7 +221,7 @@ fn ports_of(cfg: &Config, world: &World, k: &Key) -> Vec<ServicePort> {
 fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programmed) -> Result<(), Error> {
     let mut ports: HashMap<Key, Vec<ServicePort>> = HashMap::new();
     for k in world.services.keys() {
-        ports.insert(k.clone(), ports_of(cfg, world, k));
+        ports.insert(k.clone(), ports_of(cfg, world, k, node.family));
     }
     // Slots are handed out afresh in key order, so a full sync is deterministic.
     let mut all: Vec<&ServicePort> = ports.values().flatten().collect();
@@ -200,14 +230,24 @@ fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programm
     let ordered: Vec<(String, Rendered)> = all.iter().map(|p| (p.key.clone(), ruleset::render(p, node, &mut slots))).collect();
     let state = State::from_rendered(ordered.iter().map(|(_, r)| r));
     let rendered: HashMap<String, Rendered> = ordered.into_iter().collect();
-    nft::apply::apply(&plan::full(node, &state))?;
+    // The IPv4 table always exists (as kube-proxy's); the IPv6 one only while something needs it.
+    let present = node.family == Family::V4 || !all.is_empty();
+    if present {
+        if node.family == Family::V6 && !prog.present {
+            // Pods' IPv6 traffic to endpoints on other interfaces is forwarded, as ip_forward for IPv4.
+            let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+        }
+        nft::apply::apply(&plan::full(node, &state))?;
+    } else {
+        nft::apply::delete_table(node.family.nft(), &node.table)?;
+    }
     let mut hairpin = HashMap::new();
     for r in rendered.values() {
         for ip in &r.endpoint_ips {
             *hairpin.entry(*ip).or_insert(0) += 1;
         }
     }
-    *prog = Programmed { ports, rendered, hairpin, slots, chains: state.chains.len(), rules: state.rule_count() };
+    *prog = Programmed { ports, rendered, hairpin, slots, chains: state.chains.len(), rules: state.rule_count(), present };
     Ok(())
 }
 
@@ -219,7 +259,7 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
     let (mut hp_add, mut hp_del) = (BTreeSet::new(), BTreeSet::new());
     let (mut chains, mut rules) = (prog.chains as i64, prog.rules as i64);
     for k in dirty.keys() {
-        let new_ports = ports_of(cfg, world, k);
+        let new_ports = ports_of(cfg, world, k, node.family);
         let old_ports = prog.ports.get(k).cloned().unwrap_or_default();
         if new_ports == old_ports {
             continue;
@@ -265,15 +305,15 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
         staged.push((k.clone(), new_ports, rendered_new));
     }
     // An address removed by one Service and added by another stays.
-    let both: BTreeSet<Ipv4Addr> = hp_add.intersection(&hp_del).copied().collect();
-    let t = &node.table;
+    let both: BTreeSet<IpAddr> = hp_add.intersection(&hp_del).copied().collect();
+    let t = node.qualified_table();
     let del: Vec<String> = hp_del.difference(&both).map(|ip| format!("{ip} . {ip}")).collect();
     let add: Vec<String> = hp_add.difference(&both).map(|ip| format!("{ip} . {ip}")).collect();
     if !del.is_empty() {
-        script.push_str(&format!("delete element ip {t} hairpin {{ {} }}\n", del.join(", ")));
+        script.push_str(&format!("delete element {t} hairpin {{ {} }}\n", del.join(", ")));
     }
     if !add.is_empty() {
-        script.push_str(&format!("add element ip {t} hairpin {{ {} }}\n", add.join(", ")));
+        script.push_str(&format!("add element {t} hairpin {{ {} }}\n", add.join(", ")));
     }
     if !script.is_empty() {
         nft::apply::apply(&script)?;
@@ -297,6 +337,6 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
     prog.hairpin = hairpin;
     prog.chains = chains.max(0) as usize;
     prog.rules = rules.max(0) as usize;
-    conntrack::run(&flushes).await;
+    conntrack::run(&flushes, node.family).await;
     Ok(())
 }

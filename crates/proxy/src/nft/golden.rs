@@ -5,24 +5,37 @@
 use super::plan::{self, State};
 use super::ruleset::{self, NodeConfig};
 use super::slots::Slots;
-use crate::servicemap;
+use crate::servicemap::{self, Family};
 use serde_json::json;
 
 fn node() -> NodeConfig {
-    NodeConfig { table: "portico".into(), cluster_cidr: "10.244.0.0/16".into() }
+    NodeConfig { table: "portico".into(), family: Family::V4, cluster_cidr: Some("10.244.0.0/16".into()) }
+}
+
+fn node6() -> NodeConfig {
+    NodeConfig { table: "portico".into(), family: Family::V6, cluster_cidr: Some("fd00:10:244::/56".into()) }
 }
 
 fn slice(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
     json!({"metadata": {"name": format!("{svc}-abc"), "namespace": ns, "labels": {"kubernetes.io/service-name": svc}}, "addressType": "IPv4", "ports": [port], "endpoints": eps})
 }
 
-fn script(services: serde_json::Value, slices: serde_json::Value) -> String {
-    let services: Vec<_> = serde_json::from_value(services).expect("services");
-    let slices: Vec<_> = serde_json::from_value(slices).expect("slices");
-    let map = servicemap::build(&services, &slices, "node-1");
+fn slice6(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
+    json!({"metadata": {"name": format!("{svc}-v6"), "namespace": ns, "labels": {"kubernetes.io/service-name": svc}}, "addressType": "IPv6", "ports": [port], "endpoints": eps})
+}
+
+/// The full-sync transaction of `node`'s table.
+fn script_for(node: &NodeConfig, services: &serde_json::Value, slices: &serde_json::Value) -> String {
+    let services: Vec<_> = serde_json::from_value(services.clone()).expect("services");
+    let slices: Vec<_> = serde_json::from_value(slices.clone()).expect("slices");
+    let map = servicemap::build(&services, &slices, "node-1", node.family);
     let mut slots = Slots::default();
-    let rendered: Vec<_> = map.values().map(|p| ruleset::render(p, &node(), &mut slots)).collect();
-    plan::full(&node(), &State::from_rendered(&rendered))
+    let rendered: Vec<_> = map.values().map(|p| ruleset::render(p, node, &mut slots)).collect();
+    plan::full(node, &State::from_rendered(&rendered))
+}
+
+fn script(services: serde_json::Value, slices: serde_json::Value) -> String {
+    script_for(&node(), &services, &slices)
 }
 
 fn check(name: &str, got: &str) {
@@ -108,6 +121,58 @@ fn local_traffic_policy() {
 }
 
 #[test]
+fn local_traffic_policy_with_two_local_endpoints_and_a_remote_one() {
+    let got = script(
+        json!([{"metadata": {"name": "local2", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.12", "type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 80, "nodePort": 30082, "protocol": "TCP"}]}, "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}}}]),
+        json!([slice("default", "local2", json!({"port": 8080, "protocol": "TCP"}), json!([
+            {"addresses": ["10.244.0.2"], "nodeName": "node-1"}, {"addresses": ["10.244.0.3"], "nodeName": "node-1"}, {"addresses": ["10.244.1.3"], "nodeName": "node-2"}]))]),
+    );
+    // Outside clients reach only the two local endpoints (a block of their own);
+    // pods and the node itself reach all three.
+    check("local_policy_two_local", &got);
+}
+
+fn two6() -> serde_json::Value {
+    json!([{"addresses": ["fd00:10:244::2"], "nodeName": "node-1"}, {"addresses": ["fd00:10:244:1::3"], "nodeName": "node-2"}])
+}
+
+#[test]
+fn ipv6_cluster_ip() {
+    let services = json!([{"metadata": {"name": "web6", "namespace": "default"}, "spec": {"clusterIP": "fd00:10:96::5", "clusterIPs": ["fd00:10:96::5"],
+        "ipFamilies": ["IPv6"], "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}]);
+    let slices = json!([slice6("default", "web6", json!({"name": "http", "port": 8080, "protocol": "TCP"}), two6())]);
+    check("ipv6_cluster_ip", &script_for(&node6(), &services, &slices));
+    let v4 = script_for(&node(), &services, &slices);
+    assert!(!v4.contains("web6"), "an IPv6-only Service has nothing in the ip table:\n{v4}");
+}
+
+#[test]
+fn dual_stack_node_port() {
+    let services = json!([{"metadata": {"name": "ds", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.13", "clusterIPs": ["10.96.0.13", "fd00:10:96::13"],
+        "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack", "type": "NodePort", "ports": [{"port": 80, "nodePort": 30383, "protocol": "TCP"}]}}]);
+    let slices = json!([slice("default", "ds", json!({"port": 8080, "protocol": "TCP"}), two()), slice6("default", "ds", json!({"port": 8080, "protocol": "TCP"}), two6())]);
+    // Both tables, as a dual-stack node programs them.
+    let got = format!("{}{}", script_for(&node(), &services, &slices), script_for(&node6(), &services, &slices));
+    check("dual_stack_node_port", &got);
+}
+
+#[test]
+fn ipv6_client_ip_affinity_and_source_hash() {
+    let services = json!([
+        {"metadata": {"name": "sticky6", "namespace": "default"}, "spec": {"clusterIP": "fd00:10:96::8", "clusterIPs": ["fd00:10:96::8"], "ipFamilies": ["IPv6"],
+            "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 30}}, "ports": [{"port": 80, "protocol": "TCP"}]}},
+        {"metadata": {"name": "hash6", "namespace": "default", "annotations": {"portico.dev/lb-algorithm": "source-hash"}},
+            "spec": {"clusterIP": "fd00:10:96::9", "clusterIPs": ["fd00:10:96::9"], "ipFamilies": ["IPv6"], "ports": [{"port": 80, "protocol": "TCP"}]}}
+    ]);
+    let slices = json!([
+        slice6("default", "sticky6", json!({"port": 8080, "protocol": "TCP"}), two6()),
+        slice6("default", "hash6", json!({"port": 8080, "protocol": "TCP"}), two6())
+    ]);
+    check("ipv6_affinity", &script_for(&node6(), &services, &slices));
+}
+
+#[test]
 fn incremental_changes_touch_only_the_changed_service() {
     let services: Vec<_> = serde_json::from_value(json!([
         {"metadata": {"name": "a", "namespace": "d"}, "spec": {"clusterIP": "10.96.1.1", "ports": [{"port": 80}]}},
@@ -123,7 +188,7 @@ fn incremental_changes_touch_only_the_changed_service() {
     // One allocator across syncs, as the sync loop keeps it.
     let mut slots = Slots::default();
     let mut state = |slices: &[_]| {
-        let map = servicemap::build(&services, slices, "node-1");
+        let map = servicemap::build(&services, slices, "node-1", Family::V4);
         let s = State::from_rendered(&map.values().map(|p| ruleset::render(p, &node(), &mut slots)).collect::<Vec<_>>());
         slots.settle();
         s

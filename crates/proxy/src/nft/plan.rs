@@ -7,7 +7,7 @@ use super::ruleset::{self, NodeConfig, Rendered};
 use super::slots;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Everything Portico has put in its table (besides the base objects).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct State {
     /// Map elements.
     pub elements: BTreeMap<(String, String), String>,
     /// Hairpin set elements.
-    pub hairpin: BTreeSet<Ipv4Addr>,
+    pub hairpin: BTreeSet<IpAddr>,
     /// Endpoint-slot shard maps.
     pub shards: BTreeSet<u32>,
 }
@@ -53,37 +53,37 @@ impl State {
 
 /// The statements that turn `old` into `new` (empty when nothing changes).
 pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
-    let t = &cfg.table;
+    let t = cfg.qualified_table();
     let mut out = String::new();
     // `add map` of an existing map is a no-op: shards shared with other
     // Services are never deleted here (a full sync drops unused ones).
     for shard in new.shards.difference(&old.shards) {
-        let _ = writeln!(out, "add map ip {t} {} {{ {} }}", slots::map_name(*shard), ruleset::slot_map_definition());
+        let _ = writeln!(out, "add map {t} {} {{ {} }}", slots::map_name(*shard), ruleset::slot_map_definition(cfg.family));
     }
     for (name, def) in &new.sets {
         match old.sets.get(name) {
             Some(d) if d == def => {}
             Some(_) => {
-                let _ = writeln!(out, "delete set ip {t} {name}\nadd set ip {t} {name} {{ {def} }}");
+                let _ = writeln!(out, "delete set {t} {name}\nadd set {t} {name} {{ {def} }}");
             }
             None => {
-                let _ = writeln!(out, "add set ip {t} {name} {{ {def} }}");
+                let _ = writeln!(out, "add set {t} {name} {{ {def} }}");
             }
         }
     }
     for name in new.chains.keys().filter(|n| !old.chains.contains_key(*n)) {
-        let _ = writeln!(out, "add chain ip {t} {name}");
+        let _ = writeln!(out, "add chain {t} {name}");
     }
     for (name, rules) in &new.chains {
         match old.chains.get(name) {
             Some(r) if r == rules => continue,
             Some(_) => {
-                let _ = writeln!(out, "flush chain ip {t} {name}");
+                let _ = writeln!(out, "flush chain {t} {name}");
             }
             None => {}
         }
         for rule in rules {
-            let _ = writeln!(out, "add rule ip {t} {name} {rule}");
+            let _ = writeln!(out, "add rule {t} {name} {rule}");
         }
     }
     // Elements go in one statement per map: nft handles a large set literal far
@@ -95,7 +95,7 @@ pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
         }
     }
     for (map, keys) in deletes {
-        let _ = writeln!(out, "delete element ip {t} {map} {{ {} }}", keys.join(", "));
+        let _ = writeln!(out, "delete element {t} {map} {{ {} }}", keys.join(", "));
     }
     let mut adds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for ((map, key), value) in &new.elements {
@@ -104,33 +104,33 @@ pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
         }
     }
     for (map, elems) in adds {
-        let _ = writeln!(out, "add element ip {t} {map} {{ {} }}", elems.join(", "));
+        let _ = writeln!(out, "add element {t} {map} {{ {} }}", elems.join(", "));
     }
     let gone: Vec<String> = old.hairpin.difference(&new.hairpin).map(|ip| format!("{ip} . {ip}")).collect();
     if !gone.is_empty() {
-        let _ = writeln!(out, "delete element ip {t} hairpin {{ {} }}", gone.join(", "));
+        let _ = writeln!(out, "delete element {t} hairpin {{ {} }}", gone.join(", "));
     }
     let added: Vec<String> = new.hairpin.difference(&old.hairpin).map(|ip| format!("{ip} . {ip}")).collect();
     if !added.is_empty() {
-        let _ = writeln!(out, "add element ip {t} hairpin {{ {} }}", added.join(", "));
+        let _ = writeln!(out, "add element {t} hairpin {{ {} }}", added.join(", "));
     }
     let dead: Vec<&String> = old.chains.keys().filter(|n| !new.chains.contains_key(*n)).collect();
     for name in &dead {
-        let _ = writeln!(out, "flush chain ip {t} {name}");
+        let _ = writeln!(out, "flush chain {t} {name}");
     }
     for name in &dead {
-        let _ = writeln!(out, "delete chain ip {t} {name}");
+        let _ = writeln!(out, "delete chain {t} {name}");
     }
     for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
-        let _ = writeln!(out, "delete set ip {t} {name}");
+        let _ = writeln!(out, "delete set {t} {name}");
     }
     out
 }
 
 /// A full sync: the table recreated from scratch with everything in `new`, atomically.
 pub fn full(cfg: &NodeConfig, new: &State) -> String {
-    let t = &cfg.table;
-    let mut out = format!("add table ip {t}\ndelete table ip {t}\n");
+    let t = cfg.qualified_table();
+    let mut out = format!("add table {t}\ndelete table {t}\n");
     out.push_str(&ruleset::base(cfg));
     out.push_str(&diff(cfg, &State::default(), new));
     out

@@ -5,23 +5,61 @@
 //! `dnat ip to numgen|jhash ... mod LEN offset BASE map @endpoint-slots-N`
 //! over the Service port's block of slots in a shared map (`slots`; no
 //! per-endpoint chains, no anonymous set per Service) unless ClientIP affinity
-//! needs per-endpoint state.
+//! needs per-endpoint state. One table per IP family (`ip` and `ip6`, as
+//! kube-proxy has): the same shape, rendered from that family's ServiceMap.
 
 use super::slots::{self, Slots};
-use crate::servicemap::{Algorithm, Endpoint, ServicePort};
+use crate::servicemap::{Algorithm, Endpoint, Family, ServicePort};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The packet mark that asks for masquerade (kube-proxy's 0x4000).
 pub const MASQ_MARK: &str = "0x4000";
 
-/// Node-wide settings the rules depend on.
+/// Node-wide settings the rules of one family's table depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
-    /// The nftables table name (family `ip`).
+    /// The nftables table name.
     pub table: String,
-    /// The cluster's pod range: traffic from outside it to a ClusterIP is masqueraded.
-    pub cluster_cidr: String,
+    /// The table's family.
+    pub family: Family,
+    /// The cluster's pod range of this family: traffic from outside it to a
+    /// ClusterIP is masqueraded. None: no range of this family is known, so
+    /// (as kube-proxy without a local-traffic detector) no such rule.
+    pub cluster_cidr: Option<String>,
+}
+
+impl NodeConfig {
+    /// `ip portico` / `ip6 portico`: the table as nft commands name it.
+    pub fn qualified_table(&self) -> String {
+        format!("{} {}", self.family.nft(), self.table)
+    }
+}
+
+impl Family {
+    /// The nftables family of the table, also the payload keyword (`ip daddr`, `ip6 daddr`).
+    pub fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+
+    /// The nftables address type.
+    pub fn addr_type(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        }
+    }
+
+    /// The match that keeps NodePorts off loopback (kube-proxy's `noLocalhost`).
+    fn not_localhost(self) -> &'static str {
+        match self {
+            Family::V4 => "ip daddr != 127.0.0.0/8",
+            Family::V6 => "ip6 daddr != ::1",
+        }
+    }
 }
 
 /// The kernel objects one Service port needs.
@@ -34,7 +72,7 @@ pub struct Rendered {
     /// Map elements: (map, key) → value.
     pub elements: BTreeMap<(String, String), String>,
     /// Endpoint addresses (for the hairpin set).
-    pub endpoint_ips: BTreeSet<Ipv4Addr>,
+    pub endpoint_ips: BTreeSet<IpAddr>,
     /// Endpoint-slot shard maps the rules use (created on demand, never deleted
     /// by an incremental sync: other Services may share them).
     pub shards: BTreeSet<u32>,
@@ -80,29 +118,30 @@ fn names(sp: &ServicePort) -> (String, String, String) {
 
 /// The base ruleset (without the table line): maps, sets and hook chains.
 pub fn base(cfg: &NodeConfig) -> String {
-    let t = &cfg.table;
+    let t = cfg.qualified_table();
+    let (ip, addr, local) = (cfg.family.nft(), cfg.family.addr_type(), cfg.family.not_localhost());
     format!(
-        "table ip {t} {{
+        "table {t} {{
   comment \"rules for Portico's Service proxy\"
-  map service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}
+  map service-ips {{ type {addr} . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}
   map service-nodeports {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}
-  map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}
+  map no-endpoint-services {{ type {addr} . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}
-  set hairpin {{ type ipv4_addr . ipv4_addr ; comment \"endpoints reaching themselves through a Service\" ; }}
+  set hairpin {{ type {addr} . {addr} ; comment \"endpoints reaching themselves through a Service\" ; }}
   chain mark-for-masquerade {{ meta mark set meta mark | {MASQ_MARK} ; }}
   chain masquerading {{
-    ct status dnat ip saddr . ip daddr @hairpin masquerade
+    ct status dnat {ip} saddr . {ip} daddr @hairpin masquerade
     meta mark & {MASQ_MARK} == 0 return
     meta mark set meta mark ^ {MASQ_MARK}
     masquerade fully-random
   }}
   chain services {{
-    ip daddr . meta l4proto . th dport vmap @service-ips
-    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
+    {ip} daddr . meta l4proto . th dport vmap @service-ips
+    fib daddr type local {local} meta l4proto . th dport vmap @service-nodeports
   }}
   chain reject-chain {{ meta l4proto tcp reject with tcp reset ; reject ; }}
-  chain service-endpoints-check {{ ip daddr . meta l4proto . th dport vmap @no-endpoint-services ; }}
-  chain nodeport-endpoints-check {{ fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports ; }}
+  chain service-endpoints-check {{ {ip} daddr . meta l4proto . th dport vmap @no-endpoint-services ; }}
+  chain nodeport-endpoints-check {{ fib daddr type local {local} meta l4proto . th dport vmap @no-endpoint-nodeports ; }}
   chain nat-prerouting {{ type nat hook prerouting priority -100 ; jump services ; }}
   chain nat-output {{ type nat hook output priority -100 ; jump services ; }}
   chain nat-postrouting {{ type nat hook postrouting priority 100 ; jump masquerading ; }}
@@ -114,27 +153,39 @@ pub fn base(cfg: &NodeConfig) -> String {
     )
 }
 
-fn choose(alg: Algorithm) -> &'static str {
+fn choose(alg: Algorithm, family: Family) -> String {
     match alg {
-        Algorithm::Random => "numgen random",
-        Algorithm::RoundRobin => "numgen inc",
-        Algorithm::SourceHash => "jhash ip saddr",
+        Algorithm::Random => "numgen random".into(),
+        Algorithm::RoundRobin => "numgen inc".into(),
+        Algorithm::SourceHash => format!("jhash {} saddr", family.nft()),
     }
 }
 
-/// The definition of an endpoint-slot shard map (`typeof numgen` gives the
-/// plain integer key the `numgen`/`jhash` expressions produce).
-pub fn slot_map_definition() -> &'static str {
-    "typeof numgen inc mod 2 : ip daddr . tcp dport ; comment \"endpoints by slot; each Service port owns a block of slots\" ;"
+/// The definition of an endpoint-slot shard map of `family`'s table
+/// (`typeof numgen` gives the plain integer key the `numgen`/`jhash`
+/// expressions produce).
+pub fn slot_map_definition(family: Family) -> String {
+    format!("typeof numgen inc mod 2 : {} daddr . tcp dport ; comment \"endpoints by slot; each Service port owns a block of slots\" ;", family.nft())
+}
+
+/// `ip:port` or `[ip6]:port`, as `dnat ... to` takes them.
+fn socket(e: &Endpoint) -> SocketAddr {
+    SocketAddr::new(e.ip, e.port)
+}
+
+/// An endpoint as part of an object name (nft names cannot hold ':').
+fn name_part(e: &Endpoint) -> String {
+    format!("{}/{}", e.ip.to_string().replace(':', "."), e.port)
 }
 
 /// Rules that pick one of `eps` (the `list` of `sp`) and DNAT to it
 /// (affinity: per-endpoint chains and sets).
-fn selection(sp: &ServicePort, eps: &[Endpoint], list: List, suffix: &str, out: &mut Rendered, slots: &mut Slots, used: &mut Vec<List>) -> Vec<String> {
+fn selection(sp: &ServicePort, cfg: &NodeConfig, eps: &[Endpoint], list: List, suffix: &str, out: &mut Rendered, slots: &mut Slots, used: &mut Vec<List>) -> Vec<String> {
     let proto = sp.protocol;
+    let ip = cfg.family.nft();
     let Some(timeout) = sp.affinity else {
         return match eps {
-            [one] => vec![format!("meta l4proto {proto} dnat ip to {}:{}", one.ip, one.port)],
+            [one] => vec![format!("meta l4proto {proto} dnat {ip} to {}", socket(one))],
             _ => {
                 let block = slots.place(&list.owner(&sp.key), eps.len() as u32);
                 used.push(list);
@@ -143,22 +194,22 @@ fn selection(sp: &ServicePort, eps: &[Endpoint], list: List, suffix: &str, out: 
                 for (i, e) in (block.base..).zip(eps) {
                     out.elements.insert((map.clone(), i.to_string()), format!("{} . {}", e.ip, e.port));
                 }
-                vec![format!("meta l4proto {proto} dnat ip to {} mod {} offset {} map @{map}", choose(sp.algorithm), eps.len(), block.base)]
+                vec![format!("meta l4proto {proto} dnat {ip} to {} mod {} offset {} map @{map}", choose(sp.algorithm, cfg.family), eps.len(), block.base)]
             }
         };
     };
     let mut rules = Vec::new();
     let mut targets = Vec::new();
     for e in eps {
-        let set = format!("affinity-{suffix}__{}/{}", e.ip, e.port);
-        let chain = format!("endpoint-{suffix}__{}/{}", e.ip, e.port);
-        out.sets.insert(set.clone(), format!("type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ;"));
-        out.chains.insert(chain.clone(), vec![format!("update @{set} {{ ip saddr }}"), format!("meta l4proto {proto} dnat ip to {}:{}", e.ip, e.port)]);
-        rules.push(format!("ip saddr @{set} goto {chain}"));
+        let set = format!("affinity-{suffix}__{}", name_part(e));
+        let chain = format!("endpoint-{suffix}__{}", name_part(e));
+        out.sets.insert(set.clone(), format!("type {} ; flags dynamic,timeout ; timeout {timeout}s ;", cfg.family.addr_type()));
+        out.chains.insert(chain.clone(), vec![format!("update @{set} {{ {ip} saddr }}"), format!("meta l4proto {proto} dnat {ip} to {}", socket(e))]);
+        rules.push(format!("{ip} saddr @{set} goto {chain}"));
         targets.push(chain);
     }
     let vmap: Vec<String> = targets.iter().enumerate().map(|(i, c)| format!("{i} : goto {c}")).collect();
-    rules.push(format!("{} mod {} vmap {{ {} }}", choose(sp.algorithm), targets.len(), vmap.join(", ")));
+    rules.push(format!("{} mod {} vmap {{ {} }}", choose(sp.algorithm, cfg.family), targets.len(), vmap.join(", ")));
     rules
 }
 
@@ -183,6 +234,7 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered
     let external_list = if sp.external_local { List::Local } else { List::All };
     let (svc_chain, ext_chain, suffix) = names(sp);
     let proto = sp.protocol;
+    let ip = cfg.family.nft();
     out.endpoint_ips = sp.endpoints.iter().map(|e| e.ip).collect();
     let internal = sp.internal();
     if let Some(cip) = sp.cluster_ip {
@@ -190,8 +242,8 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered
         if internal.is_empty() {
             out.elements.insert(("no-endpoint-services".into(), key), no_endpoint_verdict(sp.internal_local, !sp.endpoints.is_empty()));
         } else {
-            let mut rules = vec![format!("ip daddr {cip} ip saddr != {} jump mark-for-masquerade", cfg.cluster_cidr)];
-            rules.extend(selection(sp, internal, internal_list, &suffix, &mut out, slots, &mut used));
+            let mut rules: Vec<String> = cfg.cluster_cidr.iter().map(|cidr| format!("{ip} daddr {cip} {ip} saddr != {cidr} jump mark-for-masquerade")).collect();
+            rules.extend(selection(sp, cfg, internal, internal_list, &suffix, &mut out, slots, &mut used));
             out.chains.insert(svc_chain.clone(), rules);
             out.elements.insert(("service-ips".into(), key), format!("goto {svc_chain}"));
         }
@@ -205,21 +257,23 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered
             if sp.external_local {
                 // Pods and the node itself still reach every endpoint (kube-proxy's
                 // short-circuits); other clients keep their source IP and only reach local endpoints.
-                let everywhere = selection(sp, &sp.endpoints, List::All, &suffix, &mut out, slots, &mut used);
-                rules.extend(everywhere.iter().map(|r| format!("ip saddr {} {r}", cfg.cluster_cidr)));
+                let everywhere = selection(sp, cfg, &sp.endpoints, List::All, &suffix, &mut out, slots, &mut used);
+                if let Some(cidr) = &cfg.cluster_cidr {
+                    rules.extend(everywhere.iter().map(|r| format!("{ip} saddr {cidr} {r}")));
+                }
                 rules.push("fib saddr type local jump mark-for-masquerade".into());
                 rules.extend(everywhere.iter().map(|r| format!("fib saddr type local {r}")));
-                rules.extend(selection(sp, external, external_list, &suffix, &mut out, slots, &mut used));
+                rules.extend(selection(sp, cfg, external, external_list, &suffix, &mut out, slots, &mut used));
             } else {
                 rules.push("jump mark-for-masquerade".into());
-                rules.extend(selection(sp, external, external_list, &suffix, &mut out, slots, &mut used));
+                rules.extend(selection(sp, cfg, external, external_list, &suffix, &mut out, slots, &mut used));
             }
             out.chains.insert(ext_chain.clone(), rules);
             format!("goto {ext_chain}")
         };
         let empty = external.is_empty();
-        for ip in &sp.external_ips {
-            let key = format!("{ip} . {proto} . {}", sp.port);
+        for addr in &sp.external_ips {
+            let key = format!("{addr} . {proto} . {}", sp.port);
             let map = if empty { "no-endpoint-services" } else { "service-ips" };
             out.elements.insert((map.into(), key), verdict.clone());
         }
