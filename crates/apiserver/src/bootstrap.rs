@@ -16,11 +16,13 @@ use std::time::Duration;
 /// Namespaces created at first start.
 pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// The first usable address of the service range (the `kubernetes` Service's ClusterIP).
-pub fn first_service_ip(cidr: &ipnet::IpNet) -> IpAddr {
-    match cidr {
-        ipnet::IpNet::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(n.network()).wrapping_add(1))),
-        ipnet::IpNet::V6(n) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n.network()).wrapping_add(1))),
+/// The first usable address of the primary service range (the `kubernetes`
+/// Service's ClusterIP; upstream gives it the primary family only).
+pub fn first_service_ip(cidrs: &[ipnet::IpNet]) -> IpAddr {
+    match cidrs.first() {
+        Some(ipnet::IpNet::V4(n)) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(n.network()).wrapping_add(1))),
+        Some(ipnet::IpNet::V6(n)) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n.network()).wrapping_add(1))),
+        None => IpAddr::V4(std::net::Ipv4Addr::new(10, 96, 0, 1)),
     }
 }
 
@@ -50,7 +52,7 @@ pub async fn ensure_defaults(registry: &Registry, cfg: &Config, advertise: Socke
     for ns in DEFAULT_NAMESPACES {
         create_if_absent(registry, "", "namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
     }
-    let ip = first_service_ip(&cfg.service_cidr).to_string();
+    let ip = first_service_ip(&cfg.service_cidrs).to_string();
     let svc = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},

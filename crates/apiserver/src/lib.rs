@@ -11,6 +11,7 @@
 pub mod alloc;
 pub mod body;
 pub mod bootstrap;
+pub mod cidrs;
 pub mod discovery;
 pub mod handler;
 pub mod metrics;

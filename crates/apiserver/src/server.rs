@@ -23,8 +23,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Listen address (port 0 picks a free port).
     pub bind: SocketAddr,
-    /// Service ClusterIP range.
-    pub service_cidr: ipnet::IpNet,
+    /// Service ClusterIP ranges, primary family first, at most one per
+    /// family (see [`crate::cidrs::parse_dual_stack`]).
+    pub service_cidrs: Vec<ipnet::IpNet>,
     /// NodePort range (inclusive).
     pub node_port_range: (u16, u16),
     /// How long in-flight requests may take to finish on shutdown.
@@ -38,7 +39,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("/var/lib/portico"),
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 6443)),
-            service_cidr: "10.96.0.0/12".parse().expect("literal CIDR"),
+            service_cidrs: vec!["10.96.0.0/12".parse().expect("literal CIDR")],
             node_port_range: (30000, 32767),
             drain_timeout: Duration::from_secs(10),
             advertise_address: None,
@@ -144,7 +145,7 @@ pub async fn start(cfg: Config, store: SharedStore) -> Result<Running, ServerErr
     let token = load_or_create_token(&cfg.data_dir)?;
     let listener = TcpListener::bind(cfg.bind).await.map_err(|source| ServerError::Bind { addr: cfg.bind, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: cfg.bind, source })?;
-    let first_service_ip = crate::bootstrap::first_service_ip(&cfg.service_cidr);
+    let first_service_ip = crate::bootstrap::first_service_ip(&cfg.service_cidrs);
     let mut sans: Vec<String> = vec![
         "localhost".into(),
         "127.0.0.1".into(),
@@ -170,7 +171,7 @@ pub async fn start(cfg: Config, store: SharedStore) -> Result<Running, ServerErr
     let kubeconfig_path = cfg.data_dir.join("kubeconfig");
     tls::write_private(&kubeconfig_path, kubeconfig(&server_url, &ca.cert_pem, &token).as_bytes())?;
 
-    let registry = Registry::new(store, cfg.service_cidr, cfg.node_port_range);
+    let registry = Registry::new(store, cfg.service_cidrs.clone(), cfg.node_port_range);
     registry.repair_allocations().await?;
     let advertise = cfg.advertise_address.map(|ip| SocketAddr::new(ip, local_addr.port())).unwrap_or_else(|| client_addr(local_addr));
     crate::bootstrap::ensure_defaults(&registry, &cfg, advertise).await?;

@@ -102,6 +102,9 @@ struct AgentCli {
     /// Remove everything the agent created on this host, then exit.
     #[arg(long)]
     cleanup: bool,
+    /// Pod ranges, at most one per family (the proxy treats traffic from outside them as external).
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = ipnet_arg::cluster_cidrs)]
+    cluster_cidr: ipnet_arg::Cidrs,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -118,15 +121,17 @@ struct ServerArgs {
     /// Address the `kubernetes` Service sends pods to [default: the node IP when --bind is 0.0.0.0].
     #[arg(long)]
     advertise_address: Option<std::net::IpAddr>,
-    /// Service ClusterIP range.
-    #[arg(long, default_value = "10.96.0.0/12")]
-    service_cidr: ipnet_arg::Cidr,
+    /// Service ClusterIP ranges: one, or two of different families for
+    /// dual-stack Services (`10.96.0.0/12,fd00:10:96::/112`); the first is the primary family.
+    #[arg(long, default_value = "10.96.0.0/12", value_parser = ipnet_arg::service_cidrs)]
+    service_cidr: ipnet_arg::Cidrs,
     /// NodePort range, inclusive.
     #[arg(long, default_value = "30000-32767")]
     service_node_port_range: PortRange,
-    /// Pod range; each node gets a /24 of it.
-    #[arg(long, default_value = "10.244.0.0/16")]
-    cluster_cidr: String,
+    /// Pod ranges, at most one per family; each node gets a /24 of the IPv4
+    /// one, and the proxy treats traffic from outside them as external.
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = ipnet_arg::cluster_cidrs)]
+    cluster_cidr: ipnet_arg::Cidrs,
     /// Dedicated IPv4 range for LoadBalancer Services (default: node IPs, ServiceLB style).
     #[arg(long)]
     lb_pool: Option<String>,
@@ -141,21 +146,36 @@ struct ServerArgs {
 }
 
 mod ipnet_arg {
-    //! A CIDR flag value.
-    use std::str::FromStr;
+    //! Dual-stack CIDR list flag values (kube-apiserver's checks and messages).
+    use portico_apiserver::cidrs::parse_dual_stack;
 
-    /// A parsed CIDR.
+    /// One or two ranges of different families, primary first.
     #[derive(Debug, Clone)]
-    pub struct Cidr(pub String);
+    pub struct Cidrs(pub Vec<ipnet::IpNet>);
 
-    impl FromStr for Cidr {
-        type Err = String;
-        fn from_str(s: &str) -> Result<Self, Self::Err> {
-            let (addr, len) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (want e.g. 10.96.0.0/12)"))?;
-            addr.parse::<std::net::IpAddr>().map_err(|e| format!("{s:?}: {e}"))?;
-            len.parse::<u8>().map_err(|e| format!("{s:?}: {e}"))?;
-            Ok(Self(s.to_owned()))
+    impl Cidrs {
+        /// The IPv4 range, if any.
+        pub fn v4(&self) -> Option<ipnet::Ipv4Net> {
+            self.0.iter().find_map(|n| match n {
+                ipnet::IpNet::V4(v) => Some(*v),
+                ipnet::IpNet::V6(_) => None,
+            })
         }
+
+        /// The list as the flag takes it.
+        pub fn joined(&self) -> String {
+            self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        }
+    }
+
+    /// `--service-cidr` (at most 20 host bits, as kube-apiserver allows).
+    pub fn service_cidrs(s: &str) -> Result<Cidrs, String> {
+        parse_dual_stack("--service-cidr", s, Some(20)).map(Cidrs).map_err(|e| e.to_string())
+    }
+
+    /// `--cluster-cidr`.
+    pub fn cluster_cidrs(s: &str) -> Result<Cidrs, String> {
+        parse_dual_stack("--cluster-cidr", s, None).map(Cidrs).map_err(|e| e.to_string())
     }
 }
 
@@ -210,7 +230,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let cfg = portico_apiserver::Config {
         data_dir: data_dir.clone(),
         bind: args.bind,
-        service_cidr: args.service_cidr.0.parse().context("--service-cidr")?,
+        service_cidrs: args.service_cidr.0.clone(),
         node_port_range: (args.service_node_port_range.0, args.service_node_port_range.1),
         drain_timeout: Duration::from_secs(args.drain_seconds),
         // Pods reach the API through the `kubernetes` Service: advertise the node's address.
@@ -222,7 +242,8 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let client_cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.context("admin kubeconfig")?;
     let client = kube::Client::try_from(client_cfg).context("building the API client")?;
     let controllers_cfg = portico_controllers::Config {
-        cluster_cidr: args.cluster_cidr.parse().context("--cluster-cidr")?,
+        // Node IPAM hands out IPv4 pod ranges only.
+        cluster_cidr: args.cluster_cidr.v4().context("--cluster-cidr needs an IPv4 range for node IPAM")?,
         lb_pool: args.lb_pool.as_deref().map(str::parse).transpose().context("--lb-pool")?,
         node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period),
     };
@@ -236,7 +257,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let proxy = if with_node { start_proxy(&args.node, client.clone(), &args.cluster_cidr)? } else { None };
     let dns = if with_node { start_dns(&args.node, client.clone()).await? } else { None };
     if with_node && !args.node.disable.iter().any(|d| d == "pods") {
-        let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr)?;
+        let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr.v4().map(|n| n.to_string()).unwrap_or_default())?;
         let mut rx = stop_rx.clone();
         let c = client.clone();
         node_tasks.push(tokio::spawn(async move {
@@ -269,14 +290,14 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
 
 /// Starts the Service proxy unless disabled; fails with one line naming the fix
 /// when this machine cannot run it.
-fn start_proxy(node: &NodeArgs, client: kube::Client, cluster_cidr: &str) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+fn start_proxy(node: &NodeArgs, client: kube::Client, cluster_cidr: &ipnet_arg::Cidrs) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     if node.disable.iter().any(|d| d == "proxy") {
         return Ok(None);
     }
     portico_proxy::preflight()?;
-    let name = portico_node::agent::node_name(&agent_config(node, PathBuf::new(), cluster_cidr)?);
+    let name = portico_node::agent::node_name(&agent_config(node, PathBuf::new(), "")?);
     let mut cfg = portico_proxy::Config::new(name);
-    cfg.cluster_cidr = cluster_cidr.to_owned();
+    cfg.cluster_cidr = cluster_cidr.joined();
     cfg.health_addr = Some(node.proxy_health_address);
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = portico_proxy::run(client, cfg).await {
@@ -333,7 +354,7 @@ fn agent_config(node: &NodeArgs, state_dir: PathBuf, cluster_cidr: &str) -> anyh
 
 async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let cfg = agent_config(&args.node, data_dir.join("agent"), "10.244.0.0/16")?;
+    let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr.v4().map(|n| n.to_string()).unwrap_or_default())?;
     if args.cleanup {
         portico_node::agent::cleanup(&cfg).await;
         let _ = portico_proxy::cleanup(portico_proxy::DEFAULT_TABLE);
@@ -361,7 +382,7 @@ async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("portico agent needs --server URL --token TOKEN [--ca-file CA] or --kubeconfig PATH"),
     };
     let client = kube::Client::try_from(client_cfg).context("building the API client")?;
-    let proxy = start_proxy(&args.node, client.clone(), "10.244.0.0/16")?;
+    let proxy = start_proxy(&args.node, client.clone(), &args.cluster_cidr)?;
     let dns = start_dns(&args.node, client.clone()).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(portico_node::agent::run(client, cfg, async move {

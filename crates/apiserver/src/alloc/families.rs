@@ -1,5 +1,5 @@
-//! The IP family fields of a Service on a single-stack cluster: upstream
-//! `NormalizeClusterIPs`, `patchAllocatedValues` (the IP part) and
+//! The IP family fields of a Service on a single- or dual-stack cluster:
+//! upstream `NormalizeClusterIPs`, `patchAllocatedValues` (the IP part) and
 //! `initIPFamilyFields`, run before any IP is allocated.
 
 use super::service::AllocError;
@@ -82,8 +82,10 @@ fn invalid(errs: Vec<FieldError>) -> Result<(), AllocError> {
 }
 
 /// Defaults and checks `ipFamilyPolicy` and `ipFamilies` against the
-/// cluster's single family (upstream `initIPFamilyFields`).
-pub fn init_ip_family_fields(cluster_family: &str, old: Option<&Value>, new: &mut Value) -> Result<(), AllocError> {
+/// cluster's families, primary first (upstream `initIPFamilyFields`).
+pub fn init_ip_family_fields(cluster_families: &[&str], old: Option<&Value>, new: &mut Value) -> Result<(), AllocError> {
+    let cluster_family = cluster_families.first().copied().unwrap_or("IPv4");
+    let configured = |f: &str| cluster_families.contains(&f);
     if svc_type(new) == "ExternalName" || matching_prefer_dual_stack(old, new) {
         return Ok(());
     }
@@ -142,7 +144,7 @@ pub fn init_ip_family_fields(cluster_family: &str, old: Option<&Value>, new: &mu
         }
         let fam = family_of(ip);
         if i >= families.len() {
-            if fam == cluster_family {
+            if configured(fam) {
                 families.push(fam.to_owned());
             } else {
                 errs.push(FieldError::invalid(format!("spec.clusterIPs[{i}]"), BadValue::string_slice(&ips), format!("{fam} is not configured on this cluster")));
@@ -169,17 +171,21 @@ pub fn init_ip_family_fields(cluster_family: &str, old: Option<&Value>, new: &mu
     }
 
     let mut errs = Vec::new();
-    if pol == "RequireDualStack" {
+    if pol == "RequireDualStack" && cluster_families.len() < 2 {
         errs.push(policy_err("this cluster is not configured for dual-stack services"));
     }
     for (i, f) in families.iter().enumerate() {
-        if f != cluster_family {
+        if !configured(f) {
             errs.push(FieldError::invalid(format!("spec.ipFamilies[{i}]"), f.as_str(), "not configured on this cluster"));
         }
     }
     invalid(errs)?;
     if families.is_empty() {
         families.push(cluster_family.to_owned());
+    }
+    // A Service that asks for dual-stack on a dual-stack cluster gets the other family too.
+    if pol != "SingleStack" && families.len() == 1 && cluster_families.len() == 2 {
+        families.push(other_family(&families[0]).to_owned());
     }
     set_spec(new, "ipFamilies", json!(families));
     Ok(())
@@ -203,22 +209,22 @@ mod tests {
     #[test]
     fn create_defaults_single_stack_and_infers_families() {
         let mut s = svc(json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "selector": {"a": "b"}}));
-        init_ip_family_fields("IPv4", None, &mut s).expect("ok");
+        init_ip_family_fields(&["IPv4"], None, &mut s).expect("ok");
         assert_eq!((s["spec"]["ipFamilyPolicy"].as_str(), &s["spec"]["ipFamilies"]), (Some("SingleStack"), &json!(["IPv4"])));
         let mut e = svc(json!({"type": "ExternalName", "externalName": "x.example"}));
-        init_ip_family_fields("IPv4", None, &mut e).expect("ok");
+        init_ip_family_fields(&["IPv4"], None, &mut e).expect("ok");
         assert!(e["spec"].get("ipFamilyPolicy").is_none() && e["spec"].get("ipFamilies").is_none());
     }
 
     #[test]
     fn headless_selectorless_is_require_dual_stack_with_both_families() {
         let mut s = svc(json!({"clusterIP": "None", "clusterIPs": ["None"]}));
-        init_ip_family_fields("IPv4", None, &mut s).expect("ok");
+        init_ip_family_fields(&["IPv4"], None, &mut s).expect("ok");
         assert_eq!(s["spec"]["ipFamilyPolicy"], "RequireDualStack");
         assert_eq!(s["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
         // With a selector it is an ordinary single-stack Service.
         let mut h = svc(json!({"clusterIP": "None", "clusterIPs": ["None"], "selector": {"app": "x"}}));
-        init_ip_family_fields("IPv4", None, &mut h).expect("ok");
+        init_ip_family_fields(&["IPv4"], None, &mut h).expect("ok");
         assert_eq!((h["spec"]["ipFamilyPolicy"].as_str(), &h["spec"]["ipFamilies"]), (Some("SingleStack"), &json!(["IPv4"])));
     }
 
@@ -226,24 +232,24 @@ mod tests {
     fn other_families_and_dual_stack_are_refused_with_upstream_messages() {
         let mut v6 = svc(json!({"clusterIP": "fd00::5", "clusterIPs": ["fd00::5"], "selector": {"a": "b"}}));
         assert_eq!(
-            errors(init_ip_family_fields("IPv4", None, &mut v6)),
+            errors(init_ip_family_fields(&["IPv4"], None, &mut v6)),
             ["spec.clusterIPs[0]: Invalid value: []string{\"fd00::5\"}: IPv6 is not configured on this cluster"]
         );
         let mut fam = svc(json!({"ipFamilies": ["IPv6"], "selector": {"a": "b"}}));
-        assert_eq!(errors(init_ip_family_fields("IPv4", None, &mut fam)), ["spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"]);
+        assert_eq!(errors(init_ip_family_fields(&["IPv4"], None, &mut fam)), ["spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"]);
         let mut req = svc(json!({"ipFamilyPolicy": "RequireDualStack", "selector": {"a": "b"}}));
         assert_eq!(
-            errors(init_ip_family_fields("IPv4", None, &mut req)),
+            errors(init_ip_family_fields(&["IPv4"], None, &mut req)),
             ["spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"]
         );
         let mut two = svc(json!({"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4", "IPv6"], "selector": {"a": "b"}}));
         assert_eq!(
-            errors(init_ip_family_fields("IPv4", None, &mut two))[0],
+            errors(init_ip_family_fields(&["IPv4"], None, &mut two))[0],
             "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified"
         );
         let mut bad = svc(json!({"clusterIP": "nope", "clusterIPs": ["nope"]}));
         assert_eq!(
-            errors(init_ip_family_fields("IPv4", None, &mut bad)),
+            errors(init_ip_family_fields(&["IPv4"], None, &mut bad)),
             ["spec.clusterIPs[0]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
         );
     }
@@ -251,7 +257,7 @@ mod tests {
     #[test]
     fn prefer_dual_stack_stays_single_family_here() {
         let mut s = svc(json!({"ipFamilyPolicy": "PreferDualStack", "selector": {"a": "b"}}));
-        init_ip_family_fields("IPv4", None, &mut s).expect("ok");
+        init_ip_family_fields(&["IPv4"], None, &mut s).expect("ok");
         assert_eq!((s["spec"]["ipFamilyPolicy"].as_str(), &s["spec"]["ipFamilies"]), (Some("PreferDualStack"), &json!(["IPv4"])));
     }
 
@@ -259,7 +265,7 @@ mod tests {
     fn updates_adopt_the_old_policy() {
         let old = svc(json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4"]}));
         let mut new = svc(json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "type": "NodePort"}));
-        init_ip_family_fields("IPv4", Some(&old), &mut new).expect("ok");
+        init_ip_family_fields(&["IPv4"], Some(&old), &mut new).expect("ok");
         assert_eq!(new["spec"]["ipFamilyPolicy"], "PreferDualStack");
         assert_eq!(new["spec"]["ipFamilies"], json!(["IPv4"]));
     }

@@ -8,6 +8,6 @@ mod repair;
 mod service;
 mod spec;
 
-pub use ranges::{ClusterIpAllocator, NodePortAllocator, RangeError};
+pub use ranges::{ClusterIpAllocator, NodePortAllocator, RangeError, ServiceIpRanges};
 pub use repair::repair;
 pub use service::{AllocError, AllocTxn, Allocators, allocate_service, release_service};

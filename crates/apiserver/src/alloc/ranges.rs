@@ -115,6 +115,78 @@ impl ClusterIpAllocator {
     }
 }
 
+/// The ClusterIP ranges of the cluster: one per configured family, the
+/// primary (default) family first, as kube-apiserver's
+/// `--service-cluster-ip-range` gives them.
+#[derive(Debug, Clone)]
+pub struct ServiceIpRanges {
+    ranges: Vec<ClusterIpAllocator>,
+}
+
+impl ServiceIpRanges {
+    /// Empty allocators over `cidrs` (primary first; at most one per family,
+    /// as [`crate::cidrs::parse_dual_stack`] ensures).
+    pub fn new(cidrs: &[IpNet]) -> Self {
+        Self { ranges: cidrs.iter().map(|c| ClusterIpAllocator::new(*c)).collect() }
+    }
+
+    /// The configured families (`IPv4`/`IPv6`), primary first.
+    pub fn families(&self) -> Vec<&'static str> {
+        self.ranges.iter().map(|r| family_name(r.cidr().addr())).collect()
+    }
+
+    /// The range of a family, if configured.
+    pub fn range(&self, family: &str) -> Option<&ClusterIpAllocator> {
+        self.ranges.iter().find(|r| family_name(r.cidr().addr()) == family)
+    }
+
+    fn range_mut(&mut self, family: &str) -> Option<&mut ClusterIpAllocator> {
+        self.ranges.iter_mut().find(|r| family_name(r.cidr().addr()) == family)
+    }
+
+    /// The primary range (the first configured).
+    pub fn primary(&self) -> Option<&ClusterIpAllocator> {
+        self.ranges.first()
+    }
+
+    /// Allocates a specific address in the range of its family (an address of
+    /// an unconfigured family is out of the primary range).
+    pub fn allocate(&mut self, ip: IpAddr) -> Result<(), RangeError> {
+        let primary = self.ranges.first().map(|r| r.cidr().to_string()).unwrap_or_default();
+        match self.range_mut(family_name(ip)) {
+            Some(r) => r.allocate(ip),
+            None => Err(RangeError::NotInRange(format!("the provided IP ({ip}) is not in the valid range. The range of valid IPs is {primary}"))),
+        }
+    }
+
+    /// Allocates any free address of `family`; `None` when the family is not configured.
+    pub fn allocate_next(&mut self, family: &str) -> Option<Result<IpAddr, RangeError>> {
+        self.range_mut(family).map(ClusterIpAllocator::allocate_next)
+    }
+
+    /// Releases an address (no-op when not allocated or foreign).
+    pub fn release(&mut self, ip: IpAddr) {
+        if let Some(r) = self.range_mut(family_name(ip)) {
+            r.release(ip);
+        }
+    }
+
+    /// Whether an address is allocated.
+    pub fn is_allocated(&self, ip: IpAddr) -> bool {
+        self.range(family_name(ip)).is_some_and(|r| r.is_allocated(ip))
+    }
+
+    /// Number of allocated addresses over all families.
+    pub fn used(&self) -> u64 {
+        self.ranges.iter().map(ClusterIpAllocator::used).sum()
+    }
+}
+
+/// `IPv4` or `IPv6`.
+fn family_name(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
 /// The NodePort range.
 #[derive(Debug, Clone)]
 pub struct NodePortAllocator {

@@ -17,8 +17,8 @@ fn name(svc: &Value) -> String {
 
 /// Rebuilds the allocators from the stored Services; problems (addresses
 /// or ports held twice or outside the ranges) are reported, not fatal.
-pub fn repair(cidr: ipnet::IpNet, node_ports: (u16, u16), services: &[Value]) -> (Allocators, Vec<String>) {
-    let mut a = Allocators::new(cidr, node_ports.0..=node_ports.1);
+pub fn repair(cidrs: &[ipnet::IpNet], node_ports: (u16, u16), services: &[Value]) -> (Allocators, Vec<String>) {
+    let mut a = Allocators::new(cidrs, node_ports.0..=node_ports.1);
     let mut problems = Vec::new();
     for svc in services {
         let name = name(svc);
@@ -28,6 +28,8 @@ pub fn repair(cidr: ipnet::IpNet, node_ports: (u16, u16), services: &[Value]) ->
                     problems.push(format!("the cluster IP {ip} for service {name} is not a valid IP; please recreate"));
                     continue;
                 };
+                // Problems name the range of the address's family (the primary one when it has none).
+                let cidr = a.ips.range(super::families::family_of(&ip)).or(a.ips.primary()).map(|r| r.cidr().to_string()).unwrap_or_default();
                 match a.ips.allocate(parsed) {
                     Ok(()) => {}
                     Err(RangeError::Allocated(_)) => {
@@ -88,7 +90,7 @@ mod tests {
                 "healthCheckNodePort": 31000, "ports": [{"port": 80, "nodePort": 31001}]})),
             svc("headless", json!({"clusterIP": "None", "clusterIPs": ["None"]})),
         ];
-        let (a, problems) = repair("10.96.0.0/12".parse().expect("cidr"), (30000, 32767), &services);
+        let (a, problems) = repair(&["10.96.0.0/12".parse().expect("cidr")], (30000, 32767), &services);
         assert!(a.ips.is_allocated("10.96.0.10".parse().expect("ip")));
         assert!(a.ips.is_allocated("10.96.0.11".parse().expect("ip")));
         assert_eq!(a.ips.used(), 2);

@@ -4,7 +4,7 @@
 //! the caller commits after the store write or reverts.
 
 use super::families::{init_ip_family_fields, matching_prefer_dual_stack, normalize_cluster_ips, patch_cluster_ips};
-use super::ranges::{ClusterIpAllocator, NodePortAllocator, RangeError};
+use super::ranges::{NodePortAllocator, RangeError, ServiceIpRanges};
 use super::spec::{
     PortSpec, health_port, is_headless, needs_cluster_ip, needs_health_check, needs_node_port, node_port_numbers, ports, set_node_port,
     set_spec, should_allocate_node_ports, spec_str, spec_strings, svc_type,
@@ -16,20 +16,16 @@ use std::net::IpAddr;
 /// The allocators of one API server.
 #[derive(Debug, Clone)]
 pub struct Allocators {
-    /// ClusterIPs.
-    pub ips: ClusterIpAllocator,
+    /// ClusterIPs, one range per configured family.
+    pub ips: ServiceIpRanges,
     /// NodePorts.
     pub ports: NodePortAllocator,
 }
 
 impl Allocators {
-    /// Empty allocators over the given ranges.
-    pub fn new(cidr: ipnet::IpNet, node_ports: std::ops::RangeInclusive<u16>) -> Self {
-        Self { ips: ClusterIpAllocator::new(cidr), ports: NodePortAllocator::new(node_ports) }
-    }
-
-    fn family(&self) -> &'static str {
-        if self.ips.cidr().addr().is_ipv4() { "IPv4" } else { "IPv6" }
+    /// Empty allocators over the given ranges (service CIDRs primary first).
+    pub fn new(cidrs: &[ipnet::IpNet], node_ports: std::ops::RangeInclusive<u16>) -> Self {
+        Self { ips: ServiceIpRanges::new(cidrs), ports: NodePortAllocator::new(node_ports) }
     }
 }
 
@@ -100,7 +96,7 @@ pub fn allocate_service(a: &mut Allocators, old: Option<&Value>, new: &mut Value
 
 fn allocate_create(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
     normalize_cluster_ips(None, new);
-    init_ip_family_fields(a.family(), None, new)?;
+    init_ip_family_fields(&a.ips.families(), None, new)?;
     alloc_cluster_ips(a, new, txn)?;
     if needs_node_port(new) {
         init_node_ports(a, new, txn)?;
@@ -114,7 +110,7 @@ fn allocate_create(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> R
 fn allocate_update(a: &mut Allocators, old: &Value, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
     patch_allocated_values(old, new);
     normalize_cluster_ips(Some(old), new);
-    init_ip_family_fields(a.family(), Some(old), new)?;
+    init_ip_family_fields(&a.ips.families(), Some(old), new)?;
     update_cluster_ips(a, old, new, txn)?;
     // Node ports: released when the type no longer has them, updated when it does.
     if needs_node_port(old) && matches!(svc_type(new), "ClusterIP" | "ExternalName") {
@@ -155,9 +151,14 @@ fn patch_allocated_values(old: &Value, new: &mut Value) {
     }
 }
 
-fn alloc_err_ip(a: &mut Allocators, new: &Value, ip: &str, txn: &mut AllocTxn) -> Result<IpAddr, AllocError> {
+/// Upstream `allocIPs` for one family: `ip` when given, else the next free one.
+fn alloc_ip(a: &mut Allocators, new: &Value, family: &str, ip: &str, txn: &mut AllocTxn) -> Result<IpAddr, AllocError> {
     if ip.is_empty() {
-        let got = a.ips.allocate_next().map_err(|e| AllocError::Internal(format!("failed to allocate a serviceIP: {e}")))?;
+        let got = a
+            .ips
+            .allocate_next(family)
+            .ok_or_else(|| AllocError::Internal(format!("can not allocate IP for family {family}; cluster is not configured for that")))?
+            .map_err(|e| AllocError::Internal(format!("failed to allocate a serviceIP: {e}")))?;
         txn.ips.push(got);
         return Ok(got);
     }
@@ -173,19 +174,24 @@ fn alloc_err_ip(a: &mut Allocators, new: &Value, ip: &str, txn: &mut AllocTxn) -
     Ok(parsed)
 }
 
-/// Upstream `allocClusterIPs`: one address per family the cluster has (one).
+/// Upstream `allocClusterIPs`: one address per family in `ipFamilies`
+/// (the ones given in `clusterIPs` honoured), in that order.
 fn alloc_cluster_ips(a: &mut Allocators, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
     if !needs_cluster_ip(new) || is_headless(new) {
         return Ok(());
     }
     let mut ips = spec_strings(new, "clusterIPs");
-    if ips.is_empty() {
-        ips.push(String::new());
+    for (i, family) in spec_strings(new, "ipFamilies").iter().enumerate() {
+        let wanted = ips.get(i).cloned().unwrap_or_default();
+        let ip = alloc_ip(a, new, family, &wanted, txn)?.to_string();
+        match ips.get_mut(i) {
+            Some(slot) => *slot = ip,
+            None => ips.push(ip),
+        }
     }
-    let ip = alloc_err_ip(a, new, &ips[0].clone(), txn)?.to_string();
-    ips[0] = ip.clone();
+    let Some(first) = ips.first().cloned() else { return Ok(()) };
     set_spec(new, "clusterIPs", json!(ips));
-    set_spec(new, "clusterIP", json!(ip));
+    set_spec(new, "clusterIP", json!(first));
     Ok(())
 }
 
@@ -193,8 +199,9 @@ fn parsed_ips(ips: &[String]) -> Vec<IpAddr> {
     ips.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
-/// Upstream `updateClusterIPs`: type changes to and from ExternalName, and
-/// the release of a secondary family's IP.
+/// Upstream `handleClusterIPsForUpdatedService`: type changes to and from
+/// ExternalName, upgrades to dual-stack (the secondary IP allocated) and
+/// downgrades (the secondary IP released).
 fn update_cluster_ips(a: &mut Allocators, old: &Value, new: &mut Value, txn: &mut AllocTxn) -> Result<(), AllocError> {
     if matching_prefer_dual_stack(Some(old), new) {
         return Ok(());
@@ -210,7 +217,19 @@ fn update_cluster_ips(a: &mut Allocators, old: &Value, new: &mut Value, txn: &mu
         txn.release_ips.extend(parsed_ips(&old_ips));
         return Ok(());
     }
-    if spec_strings(old, "ipFamilies").len() == 2 && spec_strings(new, "ipFamilies").len() == 1 && old_ips.len() > 1 {
+    let (old_families, families) = (spec_strings(old, "ipFamilies"), spec_strings(new, "ipFamilies"));
+    // Upgraded to dual-stack: allocate the secondary family's address.
+    if old_families.len() == 1 && families.len() == 2 {
+        let mut ips = spec_strings(new, "clusterIPs");
+        if ips.len() < 2 {
+            ips.push(String::new());
+        }
+        let ip = alloc_ip(a, new, &families[1], &ips[1].clone(), txn)?;
+        ips[1] = ip.to_string();
+        set_spec(new, "clusterIPs", json!(ips));
+        return Ok(());
+    }
+    if old_families.len() == 2 && families.len() == 1 && old_ips.len() > 1 {
         txn.release_ips.extend(parsed_ips(&old_ips[1..]));
     }
     Ok(())

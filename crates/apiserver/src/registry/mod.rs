@@ -31,7 +31,7 @@ const MAX_CONFLICT_RETRIES: usize = 16;
 pub struct Registry {
     store: SharedStore,
     allocs: parking_lot::Mutex<Allocators>,
-    service_cidr: ipnet::IpNet,
+    service_cidrs: Vec<ipnet::IpNet>,
     node_ports: (u16, u16),
 }
 
@@ -47,18 +47,18 @@ pub struct ObjectRef<'a> {
 }
 
 impl Registry {
-    /// A registry over `store` allocating from the given ranges. Call
-    /// [`Registry::repair_allocations`] before serving.
-    pub fn new(store: SharedStore, service_cidr: ipnet::IpNet, node_ports: (u16, u16)) -> Self {
-        let (allocs, _) = alloc::repair(service_cidr, node_ports, &[]);
-        Self { store, allocs: parking_lot::Mutex::new(allocs), service_cidr, node_ports }
+    /// A registry over `store` allocating from the given ranges (service
+    /// CIDRs primary first). Call [`Registry::repair_allocations`] before serving.
+    pub fn new(store: SharedStore, service_cidrs: Vec<ipnet::IpNet>, node_ports: (u16, u16)) -> Self {
+        let (allocs, _) = alloc::repair(&service_cidrs, node_ports, &[]);
+        Self { store, allocs: parking_lot::Mutex::new(allocs), service_cidrs, node_ports }
     }
 
     /// Rebuilds the IP and port allocators from the stored Services.
     pub async fn repair_allocations(&self) -> Result<(), ApiError> {
         let def = portico_api::resources::find("", "v1", "services").ok_or_else(|| ApiError::internal("no services resource"))?;
         let services = self.list(def, None, &ListParams::default()).await?.items;
-        let (allocs, problems) = alloc::repair(self.service_cidr, self.node_ports, &services);
+        let (allocs, problems) = alloc::repair(&self.service_cidrs, self.node_ports, &services);
         for p in &problems {
             tracing::warn!(problem = %p, "allocation repair");
         }

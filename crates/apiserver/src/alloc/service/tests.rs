@@ -1,7 +1,7 @@
 use super::*;
 
 fn allocs() -> Allocators {
-    Allocators::new("10.96.0.0/12".parse().expect("cidr"), 30000..=32767)
+    Allocators::new(&["10.96.0.0/12".parse().expect("cidr")], 30000..=32767)
 }
 
 fn internal(e: AllocError) -> String {
@@ -181,7 +181,7 @@ fn external_name_to_cluster_ip_allocates() {
 
 #[test]
 fn full_ranges_are_internal_errors() {
-    let mut a = Allocators::new("10.0.0.0/30".parse().expect("cidr"), 30000..=30000);
+    let mut a = Allocators::new(&["10.0.0.0/30".parse().expect("cidr")], 30000..=30000);
     for _ in 0..2 {
         allocate_service(&mut a, None, &mut svc(json!({"ports": [{"port": 80}]}))).expect("fits").commit(&mut a);
     }
@@ -189,7 +189,7 @@ fn full_ranges_are_internal_errors() {
         internal(allocate_service(&mut a, None, &mut svc(json!({"ports": [{"port": 80}]}))).expect_err("full")),
         "failed to allocate a serviceIP: range is full"
     );
-    let mut b = Allocators::new("10.0.0.0/24".parse().expect("cidr"), 30000..=30000);
+    let mut b = Allocators::new(&["10.0.0.0/24".parse().expect("cidr")], 30000..=30000);
     let mut np = svc(json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}));
     assert_eq!(internal(allocate_service(&mut b, None, &mut np).expect_err("full")), "failed to allocate a nodePort: range is full");
     assert_eq!((b.ips.used(), b.ports.used()), (0, 0), "nothing kept after the failure");
@@ -258,3 +258,81 @@ fn headless_and_external_name_get_no_ip() {
     assert_eq!(a.ips.used(), 0);
 }
 
+
+fn dual(primary_v6: bool) -> Allocators {
+    let (v4, v6): (ipnet::IpNet, ipnet::IpNet) = ("10.96.0.0/12".parse().expect("cidr"), "fd00:10:96::/112".parse().expect("cidr"));
+    Allocators::new(&if primary_v6 { [v6, v4] } else { [v4, v6] }, 30000..=32767)
+}
+
+fn families_and_ips(s: &Value) -> (Vec<String>, Vec<&'static str>) {
+    let ips = spec_strings(s, "clusterIPs");
+    let fams = ips.iter().map(|ip| super::super::families::family_of(ip)).collect();
+    (spec_strings(s, "ipFamilies"), fams)
+}
+
+#[test]
+fn dual_stack_policies_allocate_one_address_per_family() {
+    let mut a = dual(false);
+    let mut single = svc(json!({"selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut single).expect("single").commit(&mut a);
+    assert_eq!(families_and_ips(&single), (vec!["IPv4".to_owned()], vec!["IPv4"]), "SingleStack gets the primary family");
+    let mut prefer = svc(json!({"ipFamilyPolicy": "PreferDualStack", "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut prefer).expect("prefer").commit(&mut a);
+    assert_eq!(families_and_ips(&prefer), (vec!["IPv4".to_owned(), "IPv6".to_owned()], vec!["IPv4", "IPv6"]));
+    let mut require6 = svc(json!({"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv6"], "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut require6).expect("require").commit(&mut a);
+    assert_eq!(families_and_ips(&require6), (vec!["IPv6".to_owned(), "IPv4".to_owned()], vec!["IPv6", "IPv4"]), "ipFamilies order is kept");
+    assert_eq!(require6["spec"]["clusterIP"], require6["spec"]["clusterIPs"][0]);
+    let mut manual = svc(json!({"ipFamilyPolicy": "RequireDualStack", "clusterIPs": ["10.96.5.5", "fd00:10:96::55"], "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut manual).expect("manual").commit(&mut a);
+    assert_eq!((manual["spec"]["clusterIP"].as_str(), &manual["spec"]["clusterIPs"]), (Some("10.96.5.5"), &json!(["10.96.5.5", "fd00:10:96::55"])));
+    assert_eq!(a.ips.used(), 7);
+    let mut v6only = svc(json!({"ipFamilies": ["IPv6"], "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut v6only).expect("v6").commit(&mut a);
+    assert_eq!(families_and_ips(&v6only), (vec!["IPv6".to_owned()], vec!["IPv6"]));
+    release_service(&mut a, &manual);
+    assert!(!a.ips.is_allocated("fd00:10:96::55".parse().expect("ip")));
+}
+
+#[test]
+fn the_primary_family_is_the_first_range() {
+    let mut a = dual(true);
+    let mut s = svc(json!({"selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut s).expect("alloc").commit(&mut a);
+    assert_eq!(families_and_ips(&s), (vec!["IPv6".to_owned()], vec!["IPv6"]));
+}
+
+#[test]
+fn upgrade_to_dual_stack_allocates_and_downgrade_releases_the_secondary() {
+    let mut a = dual(false);
+    let mut s = svc(json!({"selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut s).expect("alloc").commit(&mut a);
+    let mut up = s.clone();
+    up["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
+    allocate_service(&mut a, Some(&s), &mut up).expect("upgrade").commit(&mut a);
+    assert_eq!(families_and_ips(&up), (vec!["IPv4".to_owned(), "IPv6".to_owned()], vec!["IPv4", "IPv6"]));
+    assert_eq!(up["spec"]["clusterIPs"][0], s["spec"]["clusterIP"]);
+    let v6: IpAddr = up["spec"]["clusterIPs"][1].as_str().expect("ip").parse().expect("ip");
+    assert!(a.ips.is_allocated(v6));
+    let mut down = up.clone();
+    down["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+    allocate_service(&mut a, Some(&up), &mut down).expect("downgrade").commit(&mut a);
+    assert_eq!(down["spec"]["clusterIPs"], json!([s["spec"]["clusterIP"]]));
+    assert!(!a.ips.is_allocated(v6));
+}
+
+#[test]
+fn single_stack_clusters_refuse_the_other_family_with_upstream_messages() {
+    let mut a = allocs();
+    let mut s = svc(json!({"ipFamilyPolicy": "RequireDualStack", "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    assert_eq!(
+        invalid(allocate_service(&mut a, None, &mut s).expect_err("dual")),
+        ["spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"]
+    );
+    let mut v6 = svc(json!({"ipFamilies": ["IPv6"], "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    assert_eq!(invalid(allocate_service(&mut a, None, &mut v6).expect_err("v6")), ["spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"]);
+    let mut prefer = svc(json!({"ipFamilyPolicy": "PreferDualStack", "selector": {"a": "b"}, "ports": [{"port": 80}]}));
+    allocate_service(&mut a, None, &mut prefer).expect("prefer").commit(&mut a);
+    assert_eq!(families_and_ips(&prefer), (vec!["IPv4".to_owned()], vec!["IPv4"]), "PreferDualStack falls back to one family");
+    assert_eq!(a.ips.used(), 1);
+}
