@@ -160,15 +160,29 @@ fn family(ip: &str) -> &'static str {
     if ip.contains(':') { "IPv6" } else { "IPv4" }
 }
 
+/// The slice address types a Service has (upstream `getAddressTypesForService`):
+/// its `ipFamilies`, else the family of its ClusterIP, else (headless) both.
+fn address_types(svc: &Service) -> Vec<&'static str> {
+    let spec = svc.spec.as_ref();
+    let listed: Vec<&'static str> = spec.and_then(|s| s.ip_families.as_ref()).into_iter().flatten().map(|f| if f == "IPv6" { "IPv6" } else { "IPv4" }).collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    match spec.and_then(|s| s.cluster_ip.as_deref()).filter(|ip| !ip.is_empty() && *ip != "None") {
+        Some(ip) => vec![family(ip)],
+        None => vec!["IPv4", "IPv6"],
+    }
+}
+
 /// The EndpointSlices a Service with a selector should have, as a change
 /// against the slices it already has (reusing them to keep churn low).
 pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> SlicePlan {
     let publish = publish_not_ready(svc);
     let svc_name = svc.metadata.name.clone().unwrap_or_default();
-    // (address family, ports) → endpoints
+    let types = address_types(svc);
+    // (address family, ports) → endpoints; one group per family of the Service the pod has an address of.
     let mut groups: BTreeMap<(String, PortKey), (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
-    for pod in pods.iter().filter(|p| selects(svc, p)) {
-        let Some(ip) = pods::ip(pod) else { continue };
+    for (pod, ip) in pods.iter().filter(|p| selects(svc, p)).flat_map(|p| pods::ips(p).into_iter().filter(|ip| types.contains(&family(ip))).map(move |ip| (p, ip))) {
         if pods::is_finished(pod) {
             continue;
         }
@@ -216,14 +230,15 @@ pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> 
         endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
         wanted.extend(pack(svc, &labels, &owner, &fam, &endpoints, Some(ports)));
     }
-    // A Service with no endpoints still has one (empty) slice, as upstream.
-    if wanted.is_empty() {
+    // A family with no endpoints still has one (empty) slice, as upstream.
+    let empty: Vec<&str> = types.iter().copied().filter(|f| !wanted.iter().any(|w| w.address_type == *f)).collect();
+    for fam in empty {
         let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).map(|ps| {
             ps.iter().map(|p| SlicePort { name: Some(p.name.clone().unwrap_or_default()), port: None, protocol: p.protocol.clone(), app_protocol: p.app_protocol.clone() }).collect::<Vec<_>>()
         });
         wanted.push(EndpointSlice {
             metadata: ObjectMeta { namespace: svc.metadata.namespace.clone(), labels: Some(labels.clone()), owner_references: Some(vec![owner.clone()]), ..Default::default() },
-            address_type: "IPv4".into(),
+            address_type: fam.into(),
             endpoints: Vec::new(),
             ports: ports.filter(|p| !p.is_empty()),
         });

@@ -21,6 +21,12 @@ pub fn ip(pod: &Pod) -> Option<&str> {
     pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).filter(|ip| !ip.is_empty())
 }
 
+/// The Pod's addresses, one per family (`status.podIPs`, or `podIP` when only that is set).
+pub fn ips(pod: &Pod) -> Vec<&str> {
+    let listed: Vec<&str> = pod.status.as_ref().and_then(|s| s.pod_ips.as_ref()).into_iter().flatten().map(|p| p.ip.as_str()).filter(|ip| !ip.is_empty()).collect();
+    if listed.is_empty() { ip(pod).into_iter().collect() } else { listed }
+}
+
 /// Whether the Pod has finished for good (phase Succeeded or Failed).
 pub fn is_finished(pod: &Pod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))

@@ -1,7 +1,11 @@
 use super::*;
 use serde_json::json;
 
-fn svc(spec: serde_json::Value) -> Service {
+/// A Service as the API server stores it: single-stack IPv4 unless `spec` says otherwise.
+fn svc(mut spec: serde_json::Value) -> Service {
+    if spec.get("ipFamilies").is_none() {
+        spec["ipFamilies"] = json!(["IPv4"]);
+    }
     serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default", "uid": "u1"}, "spec": spec})).expect("svc")
 }
 
@@ -110,4 +114,23 @@ fn selectorless_endpoints_are_mirrored() {
     let mut existing = slice.clone();
     existing.metadata.name = Some("web-abc".into());
     assert_eq!(plan_mirrored_slices(&s, None, &[existing]).delete, ["web-abc"]);
+}
+
+#[test]
+fn dual_stack_services_get_one_slice_per_family() {
+    let s = svc(json!({"selector": {"app": "web"}, "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack", "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}));
+    let both = pod("a", "10.244.0.3", true, json!({}));
+    let mut both = both;
+    if let Some(st) = both.status.as_mut() {
+        st.pod_ips = serde_json::from_value(json!([{"ip": "10.244.0.3"}, {"ip": "fd00:10:244::3"}])).expect("ips");
+    }
+    let v4only = pod("b", "10.244.0.4", true, json!({}));
+    let plan = plan_slices(&s, &[&both, &v4only], &[]);
+    let got: Vec<(String, Vec<String>)> = plan.create.iter().map(|s| (s.address_type.clone(), s.endpoints.iter().map(|e| e.addresses[0].clone()).collect())).collect();
+    assert_eq!(got, [("IPv4".to_owned(), vec!["10.244.0.3".to_owned(), "10.244.0.4".to_owned()]), ("IPv6".to_owned(), vec!["fd00:10:244::3".to_owned()])]);
+    // Without IPv6 pods the IPv6 slice is an empty placeholder; a single-stack Service has no IPv6 slice.
+    let plan = plan_slices(&s, &[&v4only], &[]);
+    assert_eq!(plan.create.iter().map(|s| (s.address_type.as_str(), s.endpoints.len())).collect::<Vec<_>>(), [("IPv4", 1), ("IPv6", 0)]);
+    let single = svc(json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}));
+    assert_eq!(plan_slices(&single, &[&both], &[]).create.iter().map(|s| s.address_type.as_str()).collect::<Vec<_>>(), ["IPv4"]);
 }
