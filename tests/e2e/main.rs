@@ -16,6 +16,7 @@ mod kubectl_apply;
 mod kubectl_create;
 mod node;
 mod proxy;
+mod proxy_ipv6;
 mod streams;
 mod versions;
 mod watch;

@@ -6,7 +6,7 @@ use crate::harness::{Cluster, NODE_IP, stdout};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-fn wait(c: &Cluster, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait(c: &Cluster, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(start.elapsed() < limit, "{what}: not true after {limit:?}\npods:\n{}\nlog tail:\n{}", stdout(&c.kubectl(&["get", "pods", "-o", "wide"])), {
@@ -62,7 +62,7 @@ fn endpoints(c: &Cluster, svc: &str) -> String {
     stdout(&c.kubectl(&["get", "ep", svc, "-o", "jsonpath={.subsets[*].addresses[*].ip}"]))
 }
 
-fn apply(c: &Cluster, manifest: &str) {
+pub(crate) fn apply(c: &Cluster, manifest: &str) {
     let out = c.apply(manifest, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

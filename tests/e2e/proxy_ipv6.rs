@@ -1,0 +1,182 @@
+//! IPv6 and dual-stack Services end to end: a dual-stack cluster, a
+//! selector-less RequireDualStack Service whose hand-written IPv6
+//! EndpointSlice points at a TCP server on an IPv6 address in its own network
+//! namespace, reached over the IPv6 ClusterIP from the node and from outside,
+//! over a NodePort on the node's IPv6 address, and a Service without IPv6
+//! endpoints refusing at once; and a single-stack cluster's refusals.
+
+use crate::harness::{Cluster, stdout};
+use crate::proxy::{apply, wait};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODE_IP6: &str = "fd00:200::2";
+const OUTSIDE_IP6: &str = "fd00:200::1";
+/// The node's end of the link to the backend namespace.
+const LINK_IP6: &str = "fd00:201::1";
+const BACKEND_IP6: &str = "fd00:201::2";
+
+fn sh(script: &str) {
+    let out = Command::new("sh").args(["-ec", script]).output().expect("sh");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace off the node holding a netexec server on an IPv6
+/// address; removed (server included) when dropped, also on failure.
+struct Backend {
+    ns: String,
+    server: Child,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// Gives the node, the outside namespace and a new backend namespace IPv6
+/// addresses and routes, and starts the backend's server on port 8080.
+fn wire_ipv6(c: &Cluster) -> Backend {
+    let node = c.netns.clone().expect("node namespace");
+    let outside = c.outside.clone().expect("outside namespace");
+    let links = stdout(&Command::new("ip").args(["-n", &outside, "-o", "link", "show"]).output().expect("ip link"));
+    let uplink = links.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or("").to_owned()).find(|n| n != "lo").expect("outside uplink");
+    let ns = format!("{node}-v6");
+    let tag = format!("{}{}", std::process::id() % 100000, node.rsplit('-').next().unwrap_or("0"));
+    let (a, b) = (format!("v6n{tag}"), format!("v6b{tag}"));
+    sh(&format!(
+        "ip -n {node} -6 addr add {NODE_IP6}/64 dev eth0 nodad; ip -n {node} -6 route add default via {OUTSIDE_IP6}
+         ip -n {outside} -6 addr add {OUTSIDE_IP6}/64 dev {uplink} nodad; ip -n {outside} -6 route add fd00:10:96::/112 via {NODE_IP6}
+         ip netns add {ns}; ip -n {ns} link set lo up
+         ip -n {node} link add {a} type veth peer name {b} netns {ns}
+         ip -n {node} -6 addr add {LINK_IP6}/64 dev {a} nodad; ip -n {node} link set {a} up
+         ip -n {ns} link set {b} name eth0; ip -n {ns} -6 addr add {BACKEND_IP6}/64 dev eth0 nodad; ip -n {ns} link set eth0 up
+         ip -n {ns} -6 route add default via {LINK_IP6}"
+    ));
+    let server = Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_portico"), "netexec", "--http-port=8080", "--udp-port=-1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("netexec in the backend namespace");
+    let backend = Backend { ns, server };
+    let start = Instant::now();
+    while !curl6(c.on_node("curl"), &format!("http://[{BACKEND_IP6}]:8080/echo?msg=up")).0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the backend server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    backend
+}
+
+/// `curl -6` (success, body, stderr, time taken).
+fn curl6(cmd: Command, url: &str) -> (bool, String, String, Duration) {
+    let (code, body, err, took) = curl_code(cmd, &["-6"], url);
+    (code == Some(0), body, err, took)
+}
+
+/// curl with `flags`: (exit code, body, stderr, time taken); code 7 is "could not connect" (refused).
+fn curl_code(mut cmd: Command, flags: &[&str], url: &str) -> (Option<i32>, String, String, Duration) {
+    let start = Instant::now();
+    let out = cmd.args(flags).args(["-g", "-sS", "--max-time", "3", url]).output().expect("curl");
+    (out.status.code(), stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned(), start.elapsed())
+}
+
+fn tables(c: &Cluster) -> String {
+    stdout(&c.on_node("timeout").args(["20", "nft", "list", "tables"]).output().expect("nft"))
+}
+
+#[test]
+fn proxy_dual_stack_services_over_ipv6_cluster_ip_node_port_and_reject() {
+    let c = Cluster::start_node_with(&["--service-cidr", "10.96.0.0/12,fd00:10:96::/112", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56"]);
+    let _backend = wire_ipv6(&c);
+    assert!(!tables(&c).contains("ip6 portico"), "no IPv6 Service yet, so no ip6 table: {}", tables(&c));
+    apply(
+        &c,
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: web6}}
+spec:
+  type: NodePort
+  ipFamilyPolicy: RequireDualStack
+  ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30680}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web6-v6
+  labels: {{kubernetes.io/service-name: web6}}
+addressType: IPv6
+ports: [{{name: http, port: 8080, protocol: TCP}}]
+endpoints:
+- addresses: [\"{BACKEND_IP6}\"]
+  conditions: {{ready: true}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: empty6}}
+spec:
+  ipFamilyPolicy: RequireDualStack
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+"
+        ),
+    );
+    // Both families allocated, primary first.
+    let ips = c.ok(&["get", "svc", "web6", "-o", "jsonpath={.spec.clusterIPs}"]);
+    let list: Vec<String> = ips.trim_matches(|ch| ch == '[' || ch == ']').split(',').map(|s| s.trim_matches('"').to_owned()).collect();
+    assert_eq!(list.len(), 2, "clusterIPs {ips}");
+    assert!(list[0].starts_with("10.") && list[1].starts_with("fd00:10:96::"), "an IPv4 then an IPv6 ClusterIP: {ips}");
+    assert_eq!(c.ok(&["get", "svc", "web6", "-o", "jsonpath={.spec.ipFamilies}"]), "[\"IPv4\",\"IPv6\"]");
+    let v6 = list[1].clone();
+    // From the node (the host of the cluster).
+    let url = format!("http://[{v6}]/echo?msg=hello6");
+    wait(&c, "the IPv6 ClusterIP answers from the node", Duration::from_secs(10), || curl6(c.on_node("curl"), &url).1 == "hello6");
+    assert!(tables(&c).contains("table ip6 portico"), "the ip6 table exists now: {}", tables(&c));
+    // From outside the node: off the cluster's IPv6 pod range, so masqueraded to the node's address on the backend link.
+    let (ok, body, err, _) = curl6(c.outside("curl"), &format!("http://[{v6}]/clientip"));
+    assert!(ok, "IPv6 ClusterIP from outside: {err}");
+    assert!(body.starts_with(&format!("[{LINK_IP6}]:")), "the server sees the node's address (masquerade), got {body:?}");
+    // NodePort on the node's IPv6 address.
+    let (ok, body, err, _) = curl6(c.outside("curl"), &format!("http://[{NODE_IP6}]:30680/echo?msg=np6"));
+    assert!(ok && body == "np6", "NodePort over IPv6 from outside: {body:?} {err}");
+    // The IPv4 side of the same Service has no endpoints: refused at once over IPv4 too.
+    let (code, _, err, took) = curl_code(c.on_node("curl"), &["-4"], &format!("http://{}/", list[0]));
+    assert!(code == Some(7) && took < Duration::from_secs(1), "IPv4 without endpoints refuses at once: {err} ({took:?})");
+    // A Service without IPv6 endpoints refuses at once (a reset, not a timeout).
+    let empty = c.ok(&["get", "svc", "empty6", "-o", "jsonpath={.spec.clusterIPs[1]}"]);
+    // The refusal is the proxy's (not a missing route): the address is in the ip6 no-endpoint map.
+    let map = stdout(&c.on_node("timeout").args(["20", "nft", "list", "map", "ip6", "portico", "no-endpoint-services"]).output().expect("nft"));
+    assert!(map.contains(&format!("{empty} . tcp . 80 : goto reject-chain")), "{map}");
+    for (who, cmd) in [("node", c.on_node("curl")), ("outside", c.outside("curl"))] {
+        let (code, _, err, took) = curl_code(cmd, &["-6"], &format!("http://[{empty}]/"));
+        assert_eq!(code, Some(7), "{who}: no IPv6 endpoints refuses the connection: {err}");
+        assert!(took < Duration::from_secs(1), "{who}: refused at once, took {took:?}");
+    }
+}
+
+#[test]
+fn proxy_single_stack_cluster_refuses_ipv6_services_with_upstream_errors() {
+    let c = Cluster::start();
+    let path = c.write_file(
+        "apiVersion: v1
+kind: Service
+metadata: {name: dual}
+spec:
+  ipFamilyPolicy: RequireDualStack
+  ports: [{port: 80}]
+",
+    );
+    let err = c.fails(&["create", "-f", path.to_str().expect("path")]);
+    assert!(
+        err.contains("spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"),
+        "{err}"
+    );
+    let path = c.write_file("apiVersion: v1\nkind: Service\nmetadata: {name: six}\nspec:\n  ipFamilies: [IPv6]\n  ports: [{port: 80}]\n");
+    let err = c.fails(&["create", "-f", path.to_str().expect("path")]);
+    assert!(err.contains("spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"), "{err}");
+    let path = c.write_file("apiVersion: v1\nkind: Service\nmetadata: {name: prefer}\nspec:\n  ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80}]\n");
+    c.ok(&["create", "-f", path.to_str().expect("path")]);
+    assert_eq!(c.ok(&["get", "svc", "prefer", "-o", "jsonpath={.spec.ipFamilies}"]), "[\"IPv4\"]", "PreferDualStack falls back to the one family");
+}
