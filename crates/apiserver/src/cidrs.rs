@@ -68,10 +68,10 @@ pub fn parse_dual_stack(flag: &str, value: &str, max_host_bits: Option<u8>) -> R
         }
         out.push(net.trunc());
     }
-    if let [a, b] = out.as_slice() {
-        if a.addr().is_ipv4() == b.addr().is_ipv4() {
-            return Err(CidrError::SameFamily { flag: flag.to_owned() });
-        }
+    if let [a, b] = out.as_slice()
+        && a.addr().is_ipv4() == b.addr().is_ipv4()
+    {
+        return Err(CidrError::SameFamily { flag: flag.to_owned() });
     }
     Ok(out)
 }

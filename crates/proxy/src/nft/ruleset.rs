@@ -180,8 +180,9 @@ fn name_part(e: &Endpoint) -> String {
 
 /// Rules that pick one of `eps` (the `list` of `sp`) and DNAT to it
 /// (affinity: per-endpoint chains and sets).
-fn selection(sp: &ServicePort, cfg: &NodeConfig, eps: &[Endpoint], list: List, suffix: &str, out: &mut Rendered, slots: &mut Slots, used: &mut Vec<List>) -> Vec<String> {
+fn selection(sp: &ServicePort, cfg: &NodeConfig, eps: &[Endpoint], list: List, out: &mut Rendered, slots: &mut Slots, used: &mut Vec<List>) -> Vec<String> {
     let proto = sp.protocol;
+    let suffix = names(sp).2;
     let ip = cfg.family.nft();
     let Some(timeout) = sp.affinity else {
         return match eps {
@@ -232,7 +233,7 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered
     let mut used = Vec::new();
     let internal_list = if sp.internal_local { List::Local } else { List::All };
     let external_list = if sp.external_local { List::Local } else { List::All };
-    let (svc_chain, ext_chain, suffix) = names(sp);
+    let (svc_chain, ext_chain, _) = names(sp);
     let proto = sp.protocol;
     let ip = cfg.family.nft();
     out.endpoint_ips = sp.endpoints.iter().map(|e| e.ip).collect();
@@ -243,7 +244,7 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered
             out.elements.insert(("no-endpoint-services".into(), key), no_endpoint_verdict(sp.internal_local, !sp.endpoints.is_empty()));
         } else {
             let mut rules: Vec<String> = cfg.cluster_cidr.iter().map(|cidr| format!("{ip} daddr {cip} {ip} saddr != {cidr} jump mark-for-masquerade")).collect();
-            rules.extend(selection(sp, cfg, internal, internal_list, &suffix, &mut out, slots, &mut used));
+            rules.extend(selection(sp, cfg, internal, internal_list, &mut out, slots, &mut used));
             out.chains.insert(svc_chain.clone(), rules);
             out.elements.insert(("service-ips".into(), key), format!("goto {svc_chain}"));
         }
@@ -257,16 +258,16 @@ pub fn render(sp: &ServicePort, cfg: &NodeConfig, slots: &mut Slots) -> Rendered
             if sp.external_local {
                 // Pods and the node itself still reach every endpoint (kube-proxy's
                 // short-circuits); other clients keep their source IP and only reach local endpoints.
-                let everywhere = selection(sp, cfg, &sp.endpoints, List::All, &suffix, &mut out, slots, &mut used);
+                let everywhere = selection(sp, cfg, &sp.endpoints, List::All, &mut out, slots, &mut used);
                 if let Some(cidr) = &cfg.cluster_cidr {
                     rules.extend(everywhere.iter().map(|r| format!("{ip} saddr {cidr} {r}")));
                 }
                 rules.push("fib saddr type local jump mark-for-masquerade".into());
                 rules.extend(everywhere.iter().map(|r| format!("fib saddr type local {r}")));
-                rules.extend(selection(sp, cfg, external, external_list, &suffix, &mut out, slots, &mut used));
+                rules.extend(selection(sp, cfg, external, external_list, &mut out, slots, &mut used));
             } else {
                 rules.push("jump mark-for-masquerade".into());
-                rules.extend(selection(sp, cfg, external, external_list, &suffix, &mut out, slots, &mut used));
+                rules.extend(selection(sp, cfg, external, external_list, &mut out, slots, &mut used));
             }
             out.chains.insert(ext_chain.clone(), rules);
             format!("goto {ext_chain}")
