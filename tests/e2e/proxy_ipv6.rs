@@ -130,6 +130,12 @@ spec:
     assert!(list[0].starts_with("10.") && list[1].starts_with("fd00:10:96::"), "an IPv4 then an IPv6 ClusterIP: {ips}");
     assert_eq!(c.ok(&["get", "svc", "web6", "-o", "jsonpath={.spec.ipFamilies}"]), "[\"IPv4\",\"IPv6\"]");
     let v6 = list[1].clone();
+    // Cluster DNS answers AAAA with the IPv6 ClusterIP and A with the IPv4 one.
+    let dig = |t: &str| {
+        stdout(&c.on_node("dig").args(["+time=2", "+tries=2", "+short", "@10.96.0.10", "web6.default.svc.cluster.local", t]).output().expect("dig")).trim().to_owned()
+    };
+    wait(&c, "cluster DNS has web6", Duration::from_secs(10), || !dig("A").is_empty());
+    assert_eq!((dig("A"), dig("AAAA")), (list[0].clone(), v6.clone()), "A and AAAA answers of a dual-stack Service");
     // From the node (the host of the cluster).
     let url = format!("http://[{v6}]/echo?msg=hello6");
     wait(&c, "the IPv6 ClusterIP answers from the node", Duration::from_secs(10), || curl6(c.on_node("curl"), &url).1 == "hello6");
