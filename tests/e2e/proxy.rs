@@ -29,7 +29,7 @@ fn curl_outside(c: &Cluster, url: &str) -> (bool, String) {
     (out.status.success(), stdout(&out))
 }
 
-fn netexec(name: &str, replicas: u32, extra_ports: &str) -> String {
+pub(crate) fn netexec(name: &str, replicas: u32, extra_ports: &str) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment
@@ -53,7 +53,7 @@ spec:
     )
 }
 
-fn ready_ips(c: &Cluster, app: &str) -> Vec<(String, String)> {
+pub(crate) fn ready_ips(c: &Cluster, app: &str) -> Vec<(String, String)> {
     let text = c.ok(&["get", "pods", "-l", &format!("app={app}"), "-o", "jsonpath={range .items[?(@.status.containerStatuses[0].ready==true)]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}"]);
     text.lines().filter_map(|l| l.split_once(' ')).map(|(a, b)| (a.to_owned(), b.to_owned())).collect()
 }

@@ -3,10 +3,11 @@
 //! EndpointSlice points at a TCP server on an IPv6 address in its own network
 //! namespace, reached over the IPv6 ClusterIP from the node and from outside,
 //! over a NodePort on the node's IPv6 address, and a Service without IPv6
-//! endpoints refusing at once; and a single-stack cluster's refusals.
+//! endpoints refusing at once; dual-stack pods behind a selector Service;
+//! and a single-stack cluster's refusals.
 
 use crate::harness::{Cluster, stdout};
-use crate::proxy::{apply, wait};
+use crate::proxy::{apply, netexec, ready_ips, wait};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,20 +37,30 @@ impl Drop for Backend {
     }
 }
 
-/// Gives the node, the outside namespace and a new backend namespace IPv6
-/// addresses and routes, and starts the backend's server on port 8080.
-fn wire_ipv6(c: &Cluster) -> Backend {
+/// Gives the node and the outside namespace IPv6 addresses on the uplink,
+/// the node a default route through the outside and the outside a route to
+/// the IPv6 Service range through the node.
+fn wire_uplink_ipv6(c: &Cluster) {
     let node = c.netns.clone().expect("node namespace");
     let outside = c.outside.clone().expect("outside namespace");
     let links = stdout(&Command::new("ip").args(["-n", &outside, "-o", "link", "show"]).output().expect("ip link"));
     let uplink = links.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or("").to_owned()).find(|n| n != "lo").expect("outside uplink");
+    sh(&format!(
+        "ip -n {node} -6 addr add {NODE_IP6}/64 dev eth0 nodad; ip -n {node} -6 route add default via {OUTSIDE_IP6}
+         ip -n {outside} -6 addr add {OUTSIDE_IP6}/64 dev {uplink} nodad; ip -n {outside} -6 route add fd00:10:96::/112 via {NODE_IP6}"
+    ));
+}
+
+/// Wires IPv6 on the uplink and a new backend namespace behind the node, and
+/// starts the backend's server on port 8080.
+fn wire_ipv6(c: &Cluster) -> Backend {
+    wire_uplink_ipv6(c);
+    let node = c.netns.clone().expect("node namespace");
     let ns = format!("{node}-v6");
     let tag = format!("{}{}", std::process::id() % 100000, node.rsplit('-').next().unwrap_or("0"));
     let (a, b) = (format!("v6n{tag}"), format!("v6b{tag}"));
     sh(&format!(
-        "ip -n {node} -6 addr add {NODE_IP6}/64 dev eth0 nodad; ip -n {node} -6 route add default via {OUTSIDE_IP6}
-         ip -n {outside} -6 addr add {OUTSIDE_IP6}/64 dev {uplink} nodad; ip -n {outside} -6 route add fd00:10:96::/112 via {NODE_IP6}
-         ip netns add {ns}; ip -n {ns} link set lo up
+        "ip netns add {ns}; ip -n {ns} link set lo up
          ip -n {node} link add {a} type veth peer name {b} netns {ns}
          ip -n {node} -6 addr add {LINK_IP6}/64 dev {a} nodad; ip -n {node} link set {a} up
          ip -n {ns} link set {b} name eth0; ip -n {ns} -6 addr add {BACKEND_IP6}/64 dev eth0 nodad; ip -n {ns} link set eth0 up
@@ -185,4 +196,64 @@ spec:
     let path = c.write_file("apiVersion: v1\nkind: Service\nmetadata: {name: prefer}\nspec:\n  ipFamilyPolicy: PreferDualStack\n  ports: [{port: 80}]\n");
     c.ok(&["create", "-f", path.to_str().expect("path")]);
     assert_eq!(c.ok(&["get", "svc", "prefer", "-o", "jsonpath={.spec.ipFamilies}"]), "[\"IPv4\"]", "PreferDualStack falls back to the one family");
+}
+
+#[test]
+fn proxy_dual_stack_pods_are_ipv6_endpoints_of_a_selector_service() {
+    let c = Cluster::start_node_with(&["--service-cidr", "10.96.0.0/12,fd00:10:96::/112", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56"]);
+    // The node reaches the IPv6 Service range by its IPv6 default route, as a real node would.
+    wire_uplink_ipv6(&c);
+    assert_eq!(c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].spec.podCIDRs}"]), "[\"10.244.0.0/24\",\"fd00:10:244::/64\"]", "a pod range per family");
+    apply(
+        &c,
+        &format!(
+            "{}---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+",
+            netexec("web", 2, "")
+        ),
+    );
+    wait(&c, "two ready pods", Duration::from_secs(60), || ready_ips(&c, "web").len() == 2);
+    let names: Vec<String> = ready_ips(&c, "web").into_iter().map(|(n, _)| n).collect();
+    // Each pod has an IPv4 and an IPv6 address, in that order.
+    let pod_ips = c.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.status.podIPs[*].ip}{\"\\n\"}{end}"]);
+    let mut v6_ips: Vec<String> = Vec::new();
+    for line in pod_ips.lines() {
+        let ips: Vec<&str> = line.split_whitespace().collect();
+        assert!(ips.len() == 2 && ips[0].starts_with("10.244.0.") && ips[1].starts_with("fd00:10:244::"), "podIPs {line:?}");
+        v6_ips.push(ips[1].to_owned());
+    }
+    v6_ips.sort();
+    // One slice per family.
+    let slices = |c: &Cluster| c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "jsonpath={range .items[*]}{.addressType} {.endpoints[*].addresses[0]}{\"\\n\"}{end}"]);
+    wait(&c, "an IPv6 EndpointSlice with both pods", Duration::from_secs(10), || {
+        slices(&c).lines().any(|l| {
+            let mut words: Vec<&str> = l.split_whitespace().collect();
+            words.first() == Some(&"IPv6") && {
+                words.remove(0);
+                words.sort_unstable();
+                words == v6_ips.iter().map(String::as_str).collect::<Vec<_>>()
+            }
+        })
+    });
+    assert!(slices(&c).lines().any(|l| l.starts_with("IPv4 ") && l.split_whitespace().count() == 3), "and an IPv4 one: {}", slices(&c));
+    let v6 = c.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIPs[1]}"]);
+    assert!(v6.starts_with("fd00:10:96::"), "PreferDualStack on a dual-stack cluster gets an IPv6 ClusterIP: {v6}");
+    let url = format!("http://[{v6}]/hostname");
+    // From the node, and from a pod (its own IPv6 address and default route from `portico cni`).
+    wait(&c, "the IPv6 ClusterIP reaches a pod from the node", Duration::from_secs(10), || names.contains(&curl6(c.on_node("curl"), &url).1));
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let out = c.kubectl(&["exec", &names[0], "--", "curl", "-6", "-g", "-sS", "--max-time", "3", &url]);
+        let body = stdout(&out);
+        assert!(out.status.success() && names.contains(&body), "from a pod over IPv6: {body:?} {}", String::from_utf8_lossy(&out.stderr));
+        seen.insert(body);
+    }
+    assert_eq!(seen.len(), 2, "20 requests over IPv6 reach both pods: {seen:?}");
 }

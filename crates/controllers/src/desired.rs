@@ -247,7 +247,7 @@ pub fn plan_slices(svc: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> 
 }
 
 /// Turns desired slices into changes against existing ones, reusing an
-/// existing slice (same family and ports first) for each desired one.
+/// existing slice of the same family (same ports first) for each desired one.
 pub fn diff_slices(wanted: Vec<EndpointSlice>, existing: &[EndpointSlice], generate_name: &str) -> SlicePlan {
     let mut plan = SlicePlan::default();
     let mut unused: Vec<&EndpointSlice> = existing.iter().collect();
@@ -255,7 +255,8 @@ pub fn diff_slices(wanted: Vec<EndpointSlice>, existing: &[EndpointSlice], gener
         let pos = unused
             .iter()
             .position(|e| e.ports == w.ports && e.address_type == w.address_type)
-            .or((!unused.is_empty()).then_some(0));
+            // addressType is immutable: only a slice of the same family can be reused.
+            .or_else(|| unused.iter().position(|e| e.address_type == w.address_type));
         match pos {
             Some(i) => {
                 let cur = unused.remove(i);

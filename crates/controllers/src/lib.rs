@@ -37,6 +37,8 @@ pub enum Error {
 pub struct Config {
     /// The cluster pod range nodes get their `/24`s from.
     pub cluster_cidr: ipnet::Ipv4Net,
+    /// The IPv6 pod range of a dual-stack cluster (nodes get a `/64` each).
+    pub cluster_cidr_v6: Option<ipnet::Ipv6Net>,
     /// Dedicated LoadBalancer addresses; `None` means ServiceLB style (node IPs).
     pub lb_pool: Option<ipnet::Ipv4Net>,
     /// How long a node may go without renewing its Lease before it is marked NotReady.
@@ -45,7 +47,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { cluster_cidr: nodes::DEFAULT_POD_CIDR.parse().expect("literal CIDR"), lb_pool: None, node_monitor_grace: nodelifecycle::DEFAULT_GRACE }
+        Self { cluster_cidr: nodes::DEFAULT_POD_CIDR.parse().expect("literal CIDR"), cluster_cidr_v6: None, lb_pool: None, node_monitor_grace: nodelifecycle::DEFAULT_GRACE }
     }
 }
 
@@ -62,7 +64,7 @@ pub async fn run(client: kube::Client, cfg: Config) {
         replicaset::run(client.clone()),
         deployment::run(client.clone()),
         gc::run(client.clone()),
-        nodes::run(client.clone(), cfg.cluster_cidr),
+        nodes::run(client.clone(), cfg.cluster_cidr, cfg.cluster_cidr_v6),
         loadbalancer::run(client.clone(), cfg.lb_pool),
         nodelifecycle::run(client.clone(), cfg.node_monitor_grace)
     );

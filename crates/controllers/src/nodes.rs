@@ -1,10 +1,10 @@
-//! Node IPAM (a pod CIDR per Node from the cluster range) and a small
+//! Node IPAM (a pod CIDR per Node and family from the cluster ranges) and a small
 //! scheduler that binds pending Pods to Ready Nodes.
 
 use crate::fit::{self, NodeUsage};
 use crate::{Error, pods};
 use futures::StreamExt;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -19,12 +19,14 @@ use tokio::sync::Mutex;
 
 /// The default cluster pod range.
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
-/// The prefix length of each node's range.
+/// The prefix length of each node's IPv4 range.
 pub const NODE_MASK: u8 = 24;
+/// The prefix length of each node's IPv6 range (kube-controller-manager's `--node-cidr-mask-size-ipv6`).
+pub const NODE_MASK_V6: u8 = 64;
 
 /// The first `/mask` subnet of `cluster` not in `used`.
-pub fn next_pod_cidr(cluster: Ipv4Net, mask: u8, used: &[String]) -> Option<Ipv4Net> {
-    cluster.subnets(mask).ok()?.find(|s| !used.iter().any(|u| u.parse::<Ipv4Net>().is_ok_and(|n| n == *s)))
+pub fn next_pod_cidr(cluster: IpNet, mask: u8, used: &[String]) -> Option<IpNet> {
+    cluster.subnets(mask).ok()?.find(|s| !used.iter().any(|u| u.parse::<IpNet>().is_ok_and(|n| n == *s)))
 }
 
 /// Picks the node for a pod: among the nodes every filter accepts (Ready,
@@ -65,8 +67,9 @@ pub fn usage_by_node(pods: &[Arc<Pod>], assumed: &BTreeMap<String, String>) -> B
 struct IpamCtx {
     client: Client,
     cluster: Ipv4Net,
+    cluster_v6: Option<Ipv6Net>,
     nodes: Store<Node>,
-    lock: Mutex<BTreeMap<String, String>>,
+    lock: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 async fn reconcile_node(node: Arc<Node>, ctx: Arc<IpamCtx>) -> Result<Action, Error> {
@@ -75,15 +78,25 @@ async fn reconcile_node(node: Arc<Node>, ctx: Arc<IpamCtx>) -> Result<Action, Er
     }
     // One assignment at a time; recent ones count until the cache shows them.
     let mut recent = ctx.lock.lock().await;
-    let mut used: Vec<String> = ctx.nodes.state().iter().filter_map(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.clone())).collect();
+    let mut used: Vec<String> = ctx
+        .nodes
+        .state()
+        .iter()
+        .flat_map(|n| n.spec.as_ref().map(|s| s.pod_cidrs.clone().unwrap_or_default().into_iter().chain(s.pod_cidr.clone())).into_iter().flatten())
+        .collect();
     let live: Vec<String> = ctx.nodes.state().iter().map(|n| n.name_any()).collect();
     recent.retain(|name, _| live.contains(name));
-    used.extend(recent.values().cloned());
-    let cidr = next_pod_cidr(ctx.cluster, NODE_MASK, &used).ok_or_else(|| Error::Invalid(format!("pod range {} is exhausted", ctx.cluster)))?;
-    let patch = json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
+    used.extend(recent.values().flatten().cloned());
+    let cidr = next_pod_cidr(ctx.cluster.into(), NODE_MASK, &used).ok_or_else(|| Error::Invalid(format!("pod range {} is exhausted", ctx.cluster)))?;
+    let mut cidrs = vec![cidr.to_string()];
+    // Dual-stack: an IPv6 range too, after the IPv4 one (podCIDR is the first).
+    if let Some(v6) = ctx.cluster_v6 {
+        cidrs.push(next_pod_cidr(v6.into(), NODE_MASK_V6, &used).ok_or_else(|| Error::Invalid(format!("pod range {v6} is exhausted")))?.to_string());
+    }
+    let patch = json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": cidrs}});
     Api::<Node>::all(ctx.client.clone()).patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
-    recent.insert(node.name_any(), cidr.to_string());
-    tracing::info!(node = %node.name_any(), %cidr, "assigned pod CIDR");
+    tracing::info!(node = %node.name_any(), cidrs = ?cidrs, "assigned pod CIDRs");
+    recent.insert(node.name_any(), cidrs);
     Ok(Action::await_change())
 }
 
@@ -147,13 +160,13 @@ fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Runs node IPAM and the scheduler.
-pub async fn run(client: Client, cluster_cidr: Ipv4Net) {
+/// Runs node IPAM (from the IPv4 range and, on dual-stack clusters, the IPv6 one) and the scheduler.
+pub async fn run(client: Client, cluster_cidr: Ipv4Net, cluster_cidr_v6: Option<Ipv6Net>) {
     let (nodes, node_writer) = reflector::store::<Node>();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let node_cache = reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default())).default_backoff().touched_objects();
     let pod_cache = reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())).default_backoff().touched_objects();
-    let ipam_ctx = Arc::new(IpamCtx { client: client.clone(), cluster: cluster_cidr, nodes: nodes.clone(), lock: Mutex::new(BTreeMap::new()) });
+    let ipam_ctx = Arc::new(IpamCtx { client: client.clone(), cluster: cluster_cidr, cluster_v6: cluster_cidr_v6, nodes: nodes.clone(), lock: Mutex::new(BTreeMap::new()) });
     let ipam = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default())
         .run(reconcile_node, |_, _, _| Action::requeue(Duration::from_secs(1)), ipam_ctx)
         .for_each(|_| async {});
@@ -182,11 +195,13 @@ mod tests {
 
     #[test]
     fn pod_cidrs_are_handed_out_in_order_and_reused() {
-        let cluster: Ipv4Net = DEFAULT_POD_CIDR.parse().expect("cidr");
+        let cluster: IpNet = DEFAULT_POD_CIDR.parse().expect("cidr");
         assert_eq!(next_pod_cidr(cluster, 24, &[]).map(|c| c.to_string()).as_deref(), Some("10.244.0.0/24"));
         let used = vec!["10.244.0.0/24".to_owned(), "10.244.2.0/24".to_owned()];
         assert_eq!(next_pod_cidr(cluster, 24, &used).map(|c| c.to_string()).as_deref(), Some("10.244.1.0/24"));
-        let small: Ipv4Net = "10.0.0.0/23".parse().expect("cidr");
+        let small: IpNet = "10.0.0.0/23".parse().expect("cidr");
+        let v6: IpNet = "fd00:10:244::/56".parse().expect("cidr");
+        assert_eq!(next_pod_cidr(v6, NODE_MASK_V6, &["fd00:10:244::/64".into()]).map(|c| c.to_string()).as_deref(), Some("fd00:10:244:1::/64"));
         assert_eq!(next_pod_cidr(small, 24, &["10.0.0.0/24".into(), "10.0.1.0/24".into()]), None);
     }
 

@@ -66,7 +66,7 @@ pub struct Config {
     pub cni_conf_dir: PathBuf,
     /// CNI plugin directories.
     pub cni_bin_dirs: Vec<PathBuf>,
-    /// Cluster pod range (not masqueraded).
+    /// Cluster pod ranges, comma-separated, one per family (not masqueraded).
     pub cluster_cidr: String,
     /// Cluster DNS addresses for pods.
     pub cluster_dns: Vec<IpAddr>,
@@ -234,14 +234,18 @@ async fn heartbeat(client: kube::Client, name: String, node_ip: IpAddr, port: u1
     }
 }
 
-async fn wait_pod_cidr(client: &kube::Client, name: &str) -> String {
+/// The node's pod CIDRs (`podCIDRs`, one per family; `podCIDR` when only that is set).
+async fn wait_pod_cidrs(client: &kube::Client, name: &str) -> Vec<String> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut logged = false;
     loop {
         if let Ok(Some(n)) = nodes.get_opt(name).await
-            && let Some(cidr) = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
-                return cidr;
-            }
+            && let Some(spec) = n.spec
+            && let Some(cidr) = spec.pod_cidr.filter(|c| !c.is_empty())
+        {
+            let listed = spec.pod_cidrs.unwrap_or_default();
+            return if listed.is_empty() { vec![cidr] } else { listed };
+        }
         if !logged {
             tracing::info!(node = name, "waiting for the node's pod CIDR (node IPAM)");
             logged = true;
@@ -288,8 +292,8 @@ async fn remove_leftover(host: &Host, record: &crate::sandbox::Record) {
     let _ = std::fs::remove_dir_all(host.pod_dir(&record.uid));
 }
 
-/// Builds the machine settings for a pod CIDR.
-pub fn host_for(cfg: &Config, node_name: &str, node_ip: IpAddr, pod_cidr: &str) -> Host {
+/// Builds the machine settings for the node's pod CIDRs (one per family).
+pub fn host_for(cfg: &Config, node_name: &str, node_ip: IpAddr, pod_cidrs: &[String]) -> Host {
     let lease_dir = cfg.state_dir.join("cni").join("networks");
     Host {
         node_name: node_name.to_owned(),
@@ -301,7 +305,7 @@ pub fn host_for(cfg: &Config, node_name: &str, node_ip: IpAddr, pod_cidr: &str) 
             bin_dirs: cfg.cni_bin_dirs.clone(),
             cache_dir: cfg.state_dir.join("cni"),
             self_exe: cfg.exe.clone(),
-            default_conflist: default_conflist(pod_cidr, &cfg.cluster_cidr, &lease_dir),
+            default_conflist: default_conflist(pod_cidrs, &cfg.cluster_cidr, &lease_dir),
         },
         images: ImageTable::new(cfg.exe.clone(), cfg.image_file.clone()),
         cluster_dns: cfg.cluster_dns.clone(),
@@ -323,8 +327,8 @@ pub async fn run(client: kube::Client, cfg: Config, shutdown: impl std::future::
     register(&client, &name, &node_ip, cfg.kubelet_addr.port(), &token).await?;
     tracing::info!(node = %name, ip = %node_ip, "node registered");
     let hb = tokio::spawn(heartbeat(client.clone(), name.clone(), node_ip, cfg.kubelet_addr.port()));
-    let pod_cidr = wait_pod_cidr(&client, &name).await;
-    let host = Arc::new(host_for(&cfg, &name, node_ip, &pod_cidr));
+    let pod_cidrs = wait_pod_cidrs(&client, &name).await;
+    let host = Arc::new(host_for(&cfg, &name, node_ip, &pod_cidrs));
     for record in crate::sandbox::records(&host) {
         tracing::info!(pod = %record.name, namespace = %record.namespace, "removing a sandbox left by a previous run");
         remove_leftover(&host, &record).await;
@@ -413,7 +417,7 @@ fn apply(shared: &Shared, index: &PodIndex, workers: &mut Workers, pod: Pod) {
 /// Removes everything the agent created on this host: pod processes, sandboxes,
 /// network namespaces, lease files, the bridge, the masquerade and host-port tables.
 pub async fn cleanup(cfg: &Config) {
-    let host = host_for(cfg, &node_name(cfg), IpAddr::from([127, 0, 0, 1]), "10.244.0.0/24");
+    let host = host_for(cfg, &node_name(cfg), IpAddr::from([127, 0, 0, 1]), &["10.244.0.0/24".to_owned()]);
     for record in crate::sandbox::records(&host) {
         remove_leftover(&host, &record).await;
     }

@@ -162,6 +162,14 @@ mod ipnet_arg {
             })
         }
 
+        /// The IPv6 range, if any.
+        pub fn v6(&self) -> Option<ipnet::Ipv6Net> {
+            self.0.iter().find_map(|n| match n {
+                ipnet::IpNet::V6(v) => Some(*v),
+                ipnet::IpNet::V4(_) => None,
+            })
+        }
+
         /// The list as the flag takes it.
         pub fn joined(&self) -> String {
             self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
@@ -244,6 +252,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let controllers_cfg = portico_controllers::Config {
         // Node IPAM hands out IPv4 pod ranges only.
         cluster_cidr: args.cluster_cidr.v4().context("--cluster-cidr needs an IPv4 range for node IPAM")?,
+        cluster_cidr_v6: args.cluster_cidr.v6(),
         lb_pool: args.lb_pool.as_deref().map(str::parse).transpose().context("--lb-pool")?,
         node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period),
     };
@@ -257,7 +266,7 @@ async fn run_server(args: ServerArgs, with_node: bool) -> anyhow::Result<()> {
     let proxy = if with_node { start_proxy(&args.node, client.clone(), &args.cluster_cidr)? } else { None };
     let dns = if with_node { start_dns(&args.node, client.clone()).await? } else { None };
     if with_node && !args.node.disable.iter().any(|d| d == "pods") {
-        let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr.v4().map(|n| n.to_string()).unwrap_or_default())?;
+        let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr.joined())?;
         let mut rx = stop_rx.clone();
         let c = client.clone();
         node_tasks.push(tokio::spawn(async move {
@@ -354,7 +363,7 @@ fn agent_config(node: &NodeArgs, state_dir: PathBuf, cluster_cidr: &str) -> anyh
 
 async fn run_agent(args: AgentCli) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr.v4().map(|n| n.to_string()).unwrap_or_default())?;
+    let cfg = agent_config(&args.node, data_dir.join("agent"), &args.cluster_cidr.joined())?;
     if args.cleanup {
         portico_node::agent::cleanup(&cfg).await;
         let _ = portico_proxy::cleanup(portico_proxy::DEFAULT_TABLE);

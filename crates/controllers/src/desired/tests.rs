@@ -131,6 +131,21 @@ fn dual_stack_services_get_one_slice_per_family() {
     // Without IPv6 pods the IPv6 slice is an empty placeholder; a single-stack Service has no IPv6 slice.
     let plan = plan_slices(&s, &[&v4only], &[]);
     assert_eq!(plan.create.iter().map(|s| (s.address_type.as_str(), s.endpoints.len())).collect::<Vec<_>>(), [("IPv4", 1), ("IPv6", 0)]);
+    // The empty IPv6 placeholder is never turned into the IPv4 slice (addressType is immutable).
+    let existing: Vec<EndpointSlice> = plan
+        .create
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut s = s.clone();
+            s.metadata.name = Some(format!("web-{i}"));
+            s
+        })
+        .collect();
+    let v6_slice = existing.iter().find(|s| s.address_type == "IPv6").and_then(|s| s.metadata.name.clone()).expect("v6 slice");
+    let again = plan_slices(&s, &[&both, &v4only], &[existing[1].clone()]);
+    assert!(again.update.iter().all(|u| u.address_type == "IPv6" && u.metadata.name.as_deref() == Some(v6_slice.as_str())), "{again:?}");
+    assert_eq!(again.create.iter().map(|s| s.address_type.as_str()).collect::<Vec<_>>(), ["IPv4"]);
     let single = svc(json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}));
     assert_eq!(plan_slices(&single, &[&both], &[]).create.iter().map(|s| s.address_type.as_str()).collect::<Vec<_>>(), ["IPv4"]);
 }

@@ -70,7 +70,7 @@ pub fn ensure_bridge(name: &str, gateway: Option<&str>, mtu: Option<u32>) -> Res
         let addrs = ip(&["-o", "addr", "show", "dev", name])?;
         let gw_ip = gw.split('/').next().unwrap_or(gw);
         if !addrs.split_whitespace().any(|w| w.split('/').next() == Some(gw_ip))
-            && let Err(e) = ip(&["addr", "add", gw, "dev", name])
+            && let Err(e) = ip(&[&["addr", "add", gw, "dev", name][..], if gw.contains(':') { &["nodad"] } else { &[] }].concat())
                 && !e.details.contains("File exists") {
                     return Err(e);
                 }

@@ -257,12 +257,17 @@ fn wire(env: &Env, conf: &NetConf, bridge: &str, leases: &[ipam::Lease]) -> Resu
     let ns = env.netns.as_str();
     link::ip_in(ns, &["link", "set", "dev", "lo", "up"])?;
     for l in leases {
-        link::ip_in(ns, &["addr", "add", &l.address.to_string(), "dev", &env.ifname])?;
+        // No duplicate address detection: the range is ours, and a tentative address could not be used for seconds.
+        let nodad: &[&str] = if l.address.addr().is_ipv6() { &["nodad"] } else { &[] };
+        link::ip_in(ns, &[&["addr", "add", &l.address.to_string(), "dev", &env.ifname][..], nodad].concat())?;
     }
     link::ip_in(ns, &["link", "set", "dev", &env.ifname, "up"])?;
     let mut routes = conf.ipam.routes.clone();
-    if conf.is_default_gateway && !routes.iter().any(|r| r.dst == "0.0.0.0/0") {
-        routes.push(Route { dst: "0.0.0.0/0".into(), gw: String::new() });
+    // A default route per family the pod has an address of, as the reference bridge plugin.
+    for (v6, dst) in [(false, "0.0.0.0/0"), (true, "::/0")] {
+        if conf.is_default_gateway && leases.iter().any(|l| l.address.addr().is_ipv6() == v6) && !routes.iter().any(|r| r.dst == dst) {
+            routes.push(Route { dst: dst.into(), gw: String::new() });
+        }
     }
     for r in &routes {
         let v6 = r.dst.contains(':');
@@ -274,10 +279,9 @@ fn wire(env: &Env, conf: &NetConf, bridge: &str, leases: &[ipam::Lease]) -> Resu
     if conf.ip_masq {
         for l in leases {
             let subnet = l.address.trunc().to_string();
-            let exclude = match (&conf.cluster_cidr, l.address.addr().is_ipv4()) {
-                (Some(c), true) if !c.contains(':') => c.clone(),
-                _ => subnet.clone(),
-            };
+            // clusterCIDR may list one range per family; each family excludes its own.
+            let v6 = l.address.addr().is_ipv6();
+            let exclude = conf.cluster_cidr.as_deref().and_then(|list| list.split(',').map(str::trim).find(|c| !c.is_empty() && c.contains(':') == v6)).map_or_else(|| subnet.clone(), str::to_owned);
             link::ensure_masquerade(&conf.name, &subnet, &exclude)?;
         }
     }

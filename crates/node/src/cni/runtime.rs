@@ -69,8 +69,11 @@ pub struct Attachment {
     pub port_mappings: Vec<serde_json::Value>,
 }
 
-/// The built-in configuration list for a node's pod CIDR.
-pub fn default_conflist(pod_cidr: &str, cluster_cidr: &str, lease_dir: &Path) -> serde_json::Value {
+/// The built-in configuration list for a node's pod CIDRs (one address per
+/// range, so a dual-stack node gives each pod an IPv4 and an IPv6 address);
+/// `cluster_cidr` is the comma-separated list of cluster ranges not masqueraded.
+pub fn default_conflist(pod_cidrs: &[String], cluster_cidr: &str, lease_dir: &Path) -> serde_json::Value {
+    let ranges: Vec<serde_json::Value> = pod_cidrs.iter().map(|c| serde_json::json!([{"subnet": c}])).collect();
     serde_json::json!({
         "cniVersion": super::CURRENT_VERSION,
         "name": "portico",
@@ -82,7 +85,7 @@ pub fn default_conflist(pod_cidr: &str, cluster_cidr: &str, lease_dir: &Path) ->
             "hairpinMode": true,
             "ipMasq": true,
             "clusterCIDR": cluster_cidr,
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]], "dataDir": lease_dir},
+            "ipam": {"type": "host-local", "ranges": ranges, "dataDir": lease_dir},
             "capabilities": {"portMappings": true}
         }]
     })
