@@ -171,6 +171,14 @@ spec:
         assert_eq!(code, Some(7), "{who}: no IPv6 endpoints refuses the connection: {err}");
         assert!(took < Duration::from_secs(1), "{who}: refused at once, took {took:?}");
     }
+    // Rules survive a killed agent; `portico agent --cleanup` removes both families' tables.
+    let mut c = c;
+    c.kill9();
+    assert!(tables(&c).contains("table ip6 portico"), "rules stay while the agent is down");
+    let out = c.on_node(env!("CARGO_BIN_EXE_portico")).args(["agent", "--cleanup", "--data-dir"]).arg(&c.data).output().expect("cleanup");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left = tables(&c);
+    assert!(!left.contains("table ip portico") && !left.contains("table ip6 portico"), "after cleanup: {left}");
 }
 
 #[test]
