@@ -68,7 +68,7 @@ pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
     #[allow(clippy::type_complexity)]
     let mut groups: BTreeMap<PortKey, (Vec<EndpointAddress>, Vec<EndpointAddress>, Vec<EndpointPort>)> = BTreeMap::new();
     for pod in pods.iter().filter(|p| selects(svc, p)) {
-        let Some(ip) = pods::ip(pod) else { continue };
+        let Some(ip) = endpoints_ip(svc, pod) else { continue };
         if pods::is_finished(pod) || (pods::is_terminating(pod) && !publish) {
             continue;
         }
@@ -158,6 +158,22 @@ pub struct SlicePlan {
 
 fn family(ip: &str) -> &'static str {
     if ip.contains(':') { "IPv6" } else { "IPv4" }
+}
+
+/// The Pod's address for the core/v1 Endpoints of a Service: the one of the
+/// Service's primary family (upstream `podToEndpointAddressForService`: its
+/// first `ipFamilies` entry, else its ClusterIP's family, else the family of
+/// `podIP`).
+fn endpoints_ip<'a>(svc: &Service, pod: &'a Pod) -> Option<&'a str> {
+    let spec = svc.spec.as_ref();
+    let wanted = match spec.and_then(|s| s.ip_families.as_ref()).and_then(|f| f.first()) {
+        Some(f) => if f == "IPv6" { "IPv6" } else { "IPv4" },
+        None => match spec.and_then(|s| s.cluster_ip.as_deref()).filter(|ip| !ip.is_empty() && *ip != "None") {
+            Some(ip) => family(ip),
+            None => family(pods::ip(pod)?),
+        },
+    };
+    pods::ips(pod).into_iter().find(|ip| family(ip) == wanted)
 }
 
 /// The slice address types a Service has (upstream `getAddressTypesForService`):

@@ -146,6 +146,11 @@ fn dual_stack_services_get_one_slice_per_family() {
     let again = plan_slices(&s, &[&both, &v4only], &[existing[1].clone()]);
     assert!(again.update.iter().all(|u| u.address_type == "IPv6" && u.metadata.name.as_deref() == Some(v6_slice.as_str())), "{again:?}");
     assert_eq!(again.create.iter().map(|s| s.address_type.as_str()).collect::<Vec<_>>(), ["IPv4"]);
+    // Endpoints (core/v1) carry the primary family's address only.
+    let v6_first = svc(json!({"selector": {"app": "web"}, "ipFamilies": ["IPv6", "IPv4"], "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}));
+    let ep = desired_endpoints(&v6_first, &[&both, &v4only]);
+    let ips: Vec<String> = ep.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten().map(|a| a.ip.clone())).collect();
+    assert_eq!(ips, ["fd00:10:244::3"]);
     let single = svc(json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}));
     assert_eq!(plan_slices(&single, &[&both], &[]).create.iter().map(|s| s.address_type.as_str()).collect::<Vec<_>>(), ["IPv4"]);
 }
