@@ -141,6 +141,12 @@ spec:
     assert!(list[0].starts_with("10.") && list[1].starts_with("fd00:10:96::"), "an IPv4 then an IPv6 ClusterIP: {ips}");
     assert_eq!(c.ok(&["get", "svc", "web6", "-o", "jsonpath={.spec.ipFamilies}"]), "[\"IPv4\",\"IPv6\"]");
     let v6 = list[1].clone();
+    // A single-stack Service gets the primary family; asking for dual-stack later adds the IPv6 address.
+    c.ok(&["create", "service", "clusterip", "plain", "--tcp=80:8080"]);
+    assert_eq!(c.ok(&["get", "svc", "plain", "-o", "jsonpath={.spec.ipFamilyPolicy} {.spec.ipFamilies}"]), "SingleStack [\"IPv4\"]");
+    c.ok(&["patch", "svc", "plain", "-p", "{\"spec\":{\"ipFamilyPolicy\":\"RequireDualStack\"}}"]);
+    let upgraded = c.ok(&["get", "svc", "plain", "-o", "jsonpath={.spec.ipFamilies} {.spec.clusterIPs[1]}"]);
+    assert!(upgraded.starts_with("[\"IPv4\",\"IPv6\"] fd00:10:96::"), "upgraded to dual-stack: {upgraded}");
     // Cluster DNS answers AAAA with the IPv6 ClusterIP and A with the IPv4 one.
     let dig = |t: &str| {
         stdout(&c.on_node("dig").args(["+time=2", "+tries=2", "+short", "@10.96.0.10", "web6.default.svc.cluster.local", t]).output().expect("dig")).trim().to_owned()
