@@ -99,7 +99,7 @@ fn node_has_ipv6() -> bool {
 }
 
 /// The first range of `family` in a comma-separated `--cluster-cidr` list.
-pub(crate) fn cidr_of(list: &str, family: Family) -> Option<String> {
+fn cidr_of(list: &str, family: Family) -> Option<String> {
     list.split(',').map(str::trim).find(|c| c.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()).is_some_and(|a| Family::of(a) == family)).map(str::to_owned)
 }
 
@@ -339,4 +339,17 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
     prog.rules = rules.max(0) as usize;
     conntrack::run(&flushes, node.family).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_cidr_lists_give_each_family_its_range() {
+        let list = "10.244.0.0/16, fd00:10:244::/56";
+        assert_eq!(cidr_of(list, Family::V4).as_deref(), Some("10.244.0.0/16"));
+        assert_eq!(cidr_of(list, Family::V6).as_deref(), Some("fd00:10:244::/56"));
+        assert_eq!(cidr_of("10.244.0.0/16", Family::V6), None, "no IPv6 range: no masquerade rule keyed on it");
+    }
 }
