@@ -21,6 +21,20 @@ fn pod(name: &str, ip: &str, ready: bool, extra: serde_json::Value) -> Pod {
     serde_json::from_value(p).expect("pod")
 }
 
+/// Created slices as the API server stores them (named `web-N`).
+fn stored(created: &[EndpointSlice]) -> Vec<EndpointSlice> {
+    created
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut s = s.clone();
+            s.metadata.name = Some(format!("web-{i}"));
+            s.metadata.generate_name = None;
+            s
+        })
+        .collect()
+}
+
 #[test]
 fn endpoints_split_ready_and_not_ready_on_the_resolved_port() {
     let s = svc(json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}]}));
@@ -71,17 +85,7 @@ fn slices_are_packed_by_100_and_reused() {
     assert_eq!(slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str), Some("web"));
     assert_eq!(slice.ports.as_ref().map(|p| p[0].port), Some(Some(8080)));
     // Existing slices with the same content are left alone.
-    let existing: Vec<EndpointSlice> = plan
-        .create
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut s = s.clone();
-            s.metadata.name = Some(format!("web-{i}"));
-            s.metadata.generate_name = None;
-            s
-        })
-        .collect();
+    let existing = stored(&plan.create);
     let again = plan_slices(&s, &refs, &existing);
     assert_eq!(again, SlicePlan::default());
     // One pod fewer: one slice updated, nothing created or deleted.
@@ -132,16 +136,7 @@ fn dual_stack_services_get_one_slice_per_family() {
     let plan = plan_slices(&s, &[&v4only], &[]);
     assert_eq!(plan.create.iter().map(|s| (s.address_type.as_str(), s.endpoints.len())).collect::<Vec<_>>(), [("IPv4", 1), ("IPv6", 0)]);
     // The empty IPv6 placeholder is never turned into the IPv4 slice (addressType is immutable).
-    let existing: Vec<EndpointSlice> = plan
-        .create
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut s = s.clone();
-            s.metadata.name = Some(format!("web-{i}"));
-            s
-        })
-        .collect();
+    let existing = stored(&plan.create);
     let v6_slice = existing.iter().find(|s| s.address_type == "IPv6").and_then(|s| s.metadata.name.clone()).expect("v6 slice");
     let again = plan_slices(&s, &[&both, &v4only], &[existing[1].clone()]);
     assert!(again.update.iter().all(|u| u.address_type == "IPv6" && u.metadata.name.as_deref() == Some(v6_slice.as_str())), "{again:?}");
