@@ -78,6 +78,14 @@ async fn reconcile_node(node: Arc<Node>, ctx: Arc<IpamCtx>) -> Result<Action, Er
     }
     // One assignment at a time; recent ones count until the cache shows them.
     let mut recent = ctx.lock.lock().await;
+    // The cache may not show this node's own assignment yet: ask the API, so a
+    // second reconcile does not hand the node another range.
+    let api = Api::<Node>::all(ctx.client.clone());
+    match api.get_opt(&node.name_any()).await? {
+        Some(n) if n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some_and(|c| !c.is_empty()) => return Ok(Action::await_change()),
+        None => return Ok(Action::await_change()),
+        Some(_) => {}
+    }
     let mut used: Vec<String> = ctx
         .nodes
         .state()
@@ -94,7 +102,7 @@ async fn reconcile_node(node: Arc<Node>, ctx: Arc<IpamCtx>) -> Result<Action, Er
         cidrs.push(next_pod_cidr(v6.into(), NODE_MASK_V6, &used).ok_or_else(|| Error::Invalid(format!("pod range {v6} is exhausted")))?.to_string());
     }
     let patch = json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": cidrs}});
-    Api::<Node>::all(ctx.client.clone()).patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+    api.patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
     tracing::info!(node = %node.name_any(), cidrs = ?cidrs, "assigned pod CIDRs");
     recent.insert(node.name_any(), cidrs);
     Ok(Action::await_change())
