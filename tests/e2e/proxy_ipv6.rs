@@ -229,6 +229,15 @@ spec:
   ipFamilyPolicy: PreferDualStack
   selector: {{app: web}}
   ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: sticky}}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  sessionAffinity: ClientIP
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
 ",
             netexec("web", 2, "")
         ),
@@ -269,5 +278,11 @@ spec:
         assert!(out.status.success() && names.contains(&body), "from a pod over IPv6: {body:?} {}", String::from_utf8_lossy(&out.stderr));
         seen.insert(body);
     }
+    // Both backends, the client pod itself among them: hairpin traffic is masqueraded over IPv6 too.
     assert_eq!(seen.len(), 2, "20 requests over IPv6 reach both pods: {seen:?}");
+    // ClientIP affinity over IPv6 (the ip6 affinity sets): every request from the node to one pod.
+    let sticky = format!("http://[{}]/hostname", c.ok(&["get", "svc", "sticky", "-o", "jsonpath={.spec.clusterIPs[1]}"]));
+    wait(&c, "the sticky IPv6 ClusterIP answers", Duration::from_secs(10), || names.contains(&curl6(c.on_node("curl"), &sticky).1));
+    let hits: std::collections::BTreeSet<String> = (0..15).map(|_| curl6(c.on_node("curl"), &sticky).1).collect();
+    assert_eq!(hits.len(), 1, "15 requests with ClientIP affinity reach one pod: {hits:?}");
 }
