@@ -177,6 +177,11 @@ impl Cluster {
         }
     }
 
+    /// The process ID of `portico up` (`ip netns exec` execs it in place).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.data.join("kubeconfig")

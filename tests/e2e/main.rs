@@ -15,6 +15,7 @@ mod kube_client;
 mod kubectl_apply;
 mod kubectl_create;
 mod node;
+mod portforward;
 mod proxy;
 mod streams;
 mod versions;

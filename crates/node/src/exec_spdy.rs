@@ -7,9 +7,8 @@
 
 use crate::remote_command::{self, Input, Output, Spec};
 use crate::spdy::{Connection, Stream};
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use crate::spdy::upgrade::Body;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use std::time::Duration;
 
@@ -26,39 +25,9 @@ pub struct Wanted {
     pub stderr: bool,
 }
 
-type Body = BoxBody<Bytes, std::io::Error>;
-
-fn response(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|never: std::convert::Infallible| match never {}).boxed());
-    *r.status_mut() = status;
-    r
-}
-
 /// Answers the upgrade request and serves the exec on the upgraded connection.
-pub fn upgrade(mut req: Request<Incoming>, spec: Spec, wanted: Wanted) -> Response<Body> {
-    let offered: Vec<String> = req
-        .headers()
-        .get_all("x-stream-protocol-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-        .collect();
-    if !offered.iter().any(|p| p == PROTOCOL) {
-        return response(
-            StatusCode::FORBIDDEN,
-            format!("unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts [\"{PROTOCOL}\"]"),
-        );
-    }
-    tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
-        serve(Connection::start(hyper_util::rt::TokioIo::new(upgraded)), spec, wanted).await;
-    });
-    let mut r = response(StatusCode::SWITCHING_PROTOCOLS, String::new());
-    let h = r.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
-    h.insert("x-stream-protocol-version", HeaderValue::from_static(PROTOCOL));
-    r
+pub fn upgrade(req: Request<Incoming>, spec: Spec, wanted: Wanted) -> Response<Body> {
+    crate::spdy::upgrade::upgrade(req, PROTOCOL, move |conn| serve(conn, spec, wanted))
 }
 
 /// The streams of one exec, by type.

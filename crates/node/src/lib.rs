@@ -17,6 +17,7 @@ pub mod exec_spdy;
 pub mod host;
 pub mod images;
 pub mod nsexec;
+pub mod port_forward;
 pub mod probe;
 pub mod remote_command;
 pub mod sandbox;

@@ -1,7 +1,8 @@
 //! The agent's own HTTP API (the kubelet API the API server proxies to):
 //! `/containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}`
 //! (websocket `v5.channel.k8s.io`/`v4.channel.k8s.io`, or SPDY/3.1 for
-//! kubectl before 1.30) and `/healthz`.
+//! kubectl before 1.30), `/portForward/{ns}/{pod}` (SPDY/3.1
+//! `portforward.k8s.io`) and `/healthz`.
 //! Every request but `/healthz` must carry the bearer token this agent
 //! published in its Node's annotations.
 
@@ -11,7 +12,7 @@ use crate::remote_command;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-type Body = BoxBody<Bytes, std::io::Error>;
+use crate::spdy::upgrade::Body;
 
 fn full(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(text.into()).map_err(|never: Infallible| match never {}).boxed());
@@ -70,6 +71,10 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["containerLogs", ns, pod, container] => logs(&ctx, ns, pod, container, &query(&req)).await,
+        ["portForward", ns, pod] | ["portForward", ns, pod, _] => {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            port_forward(&ctx, req, &ns, &pod)
+        }
         ["exec", ns, pod, container] => {
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
             exec(ctx, req, ns, pod, container).await
@@ -183,15 +188,41 @@ mod channel {
     pub const CLOSE: u8 = 255;
 }
 
+/// The UID and sandbox record of a pod running here, or the response saying why not.
+fn sandbox(ctx: &Ctx, ns: &str, pod: &str) -> Result<(String, crate::sandbox::Record), Response<Body>> {
+    let Some(uid) = ctx.index.uid(ns, pod) else { return Err(full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node"))) };
+    let record: Option<crate::sandbox::Record> = std::fs::read(ctx.host.pod_dir(&uid).join("sandbox.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return Err(full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox"))) };
+    Ok((uid, record))
+}
+
+fn port_forward(ctx: &Ctx, req: Request<Incoming>, ns: &str, pod: &str) -> Response<Body> {
+    let (uid, record) = match sandbox(ctx, ns, pod) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let upgrade = req.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if !upgrade.starts_with("spdy/") {
+        return full(StatusCode::BAD_REQUEST, "port forwarding needs a SPDY/3.1 upgrade with protocol portforward.k8s.io");
+    }
+    // hostNetwork pods have no namespace of their own: the pause process's is the host's.
+    let netns = match record.netns.as_str() {
+        "" => std::path::PathBuf::from(format!("/proc/{}/ns/net", record.pause_pid)),
+        name => std::path::Path::new("/run/netns").join(name),
+    };
+    crate::port_forward::upgrade(req, crate::port_forward::Target { sandbox: uid, netns })
+}
+
 async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String, container: String) -> Response<Body> {
     let q = query(&req);
     let command: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
     if command.is_empty() {
         return full(StatusCode::BAD_REQUEST, "you must specify at least one command for the container");
     }
-    let Some(uid) = ctx.index.uid(&ns, &pod) else { return full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
-    let record: Option<crate::sandbox::Record> = std::fs::read(ctx.host.pod_dir(&uid).join("sandbox.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")) };
+    let (uid, record) = match sandbox(&ctx, &ns, &pod) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
     let env: Vec<(String, String)> = std::fs::read(ctx.host.pod_dir(&uid).join("env").join(format!("{container}.json")))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
