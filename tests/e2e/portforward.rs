@@ -79,14 +79,17 @@ impl Forward {
                 }
             }
         });
+        // Owned from here on, so a failed start still kills kubectl.
+        let mut fwd = Forward { child, port: 0, remote: 0, stderr };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("{bin} port-forward {target} {ports}: no Forwarding line; stderr: {}", stderr.lock()));
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("{bin} port-forward {target} {ports}: no Forwarding line; stderr: {}", fwd.stderr.lock()));
             // "Forwarding from 127.0.0.1:NNNN -> 8080" (and a [::1] line kubectl may fail to bind).
             if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
                 let (local, remote) = rest.split_once(" -> ").expect("Forwarding line shape");
-                let fwd = Forward { child, port: local.parse().expect("local port"), remote: remote.trim().parse().expect("remote port"), stderr };
+                fwd.port = local.parse().expect("local port");
+                fwd.remote = remote.trim().parse().expect("remote port");
                 // The rest of stdout ("Handling connection for ...") is drained so kubectl never blocks.
                 std::thread::spawn(move || for _ in rx {});
                 return fwd;
@@ -238,7 +241,7 @@ fn pause_pid(c: &Cluster) -> u64 {
 }
 
 /// Established connections inside the pod's network namespace to its port 8080.
-fn pod_connections(c: &Cluster, pause: u64) -> usize {
+fn pod_connections(pause: u64) -> usize {
     let net = format!("--net=/proc/{pause}/ns/net");
     let out = Command::new("timeout").args(["20", "nsenter", &net, "ss", "-tnH", "state", "established", "( sport = :8080 )"]).output().expect("ss");
     assert!(out.status.success(), "ss in the pod: {}", String::from_utf8_lossy(&out.stderr));
@@ -259,7 +262,7 @@ fn a_killed_kubectl_leaves_no_connection_fd_or_thread_behind() {
         let script = format!("exec 3<>/dev/tcp/127.0.0.1/{}; printf 'GET /hostname HTTP/1.1\\r\\nHost: pf\\r\\n\\r\\n' >&3; sleep 120", fwd.port);
         let mut holders: Vec<Child> = (0..2).map(|_| c.on_node("bash").args(["-c", &script]).spawn().expect("bash")).collect();
         let deadline = Instant::now() + Duration::from_secs(15);
-        while pod_connections(&c, pause) < 2 {
+        while pod_connections(pause) < 2 {
             assert!(Instant::now() < deadline, "{bin}: the forwarded connections did not reach the pod; stderr {}", fwd.stderr.lock());
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -269,7 +272,7 @@ fn a_killed_kubectl_leaves_no_connection_fd_or_thread_behind() {
         let _ = fwd.child.wait();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let (conns, now_fds, now_threads) = (pod_connections(&c, pause), fd_count(pid), thread_count(pid));
+            let (conns, now_fds, now_threads) = (pod_connections(pause), fd_count(pid), thread_count(pid));
             if conns == 0 && now_fds <= fds && now_threads <= threads + 2 {
                 eprintln!("{bin}: fds {fds} → {during} → {now_fds}, threads {threads} → {now_threads}");
                 break;

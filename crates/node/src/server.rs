@@ -189,17 +189,17 @@ mod channel {
 }
 
 /// The UID and sandbox record of a pod running here, or the response saying why not.
-fn sandbox(ctx: &Ctx, ns: &str, pod: &str) -> Result<(String, crate::sandbox::Record), Response<Body>> {
-    let Some(uid) = ctx.index.uid(ns, pod) else { return Err(full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node"))) };
+fn sandbox(ctx: &Ctx, ns: &str, pod: &str) -> Result<(String, crate::sandbox::Record), Box<Response<Body>>> {
+    let Some(uid) = ctx.index.uid(ns, pod) else { return Err(Box::new(full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")))) };
     let record: Option<crate::sandbox::Record> = std::fs::read(ctx.host.pod_dir(&uid).join("sandbox.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return Err(full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox"))) };
+    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return Err(Box::new(full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")))) };
     Ok((uid, record))
 }
 
 fn port_forward(ctx: &Ctx, req: Request<Incoming>, ns: &str, pod: &str) -> Response<Body> {
     let (uid, record) = match sandbox(ctx, ns, pod) {
         Ok(found) => found,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let upgrade = req.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if !upgrade.starts_with("spdy/") {
@@ -221,7 +221,7 @@ async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String
     }
     let (uid, record) = match sandbox(&ctx, &ns, &pod) {
         Ok(found) => found,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let env: Vec<(String, String)> = std::fs::read(ctx.host.pod_dir(&uid).join("env").join(format!("{container}.json")))
         .ok()
