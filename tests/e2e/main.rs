@@ -17,6 +17,7 @@ mod kubectl_create;
 mod node;
 mod portforward;
 mod proxy;
+mod pty;
 mod streams;
 mod versions;
 mod watch;
