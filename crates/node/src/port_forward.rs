@@ -6,7 +6,7 @@
 //! direction as it ends. A failed connect is reported on the error stream
 //! with the kubelet's text.
 
-use crate::spdy::upgrade::Body;
+use crate::server::Body;
 use crate::spdy::{Connection, Stream};
 use http::{Request, Response};
 use hyper::body::Incoming;

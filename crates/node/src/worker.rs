@@ -524,6 +524,7 @@ impl Worker {
             sandbox::destroy(&self.s.host, sb).await;
         }
         let _ = std::fs::remove_dir_all(self.s.host.pod_dir(&self.uid()));
+        self.s.host.attach.remove_pod(&self.uid());
         if !self.gone {
             let api: Api<Pod> = Api::namespaced(self.s.client.clone(), &self.namespace());
             let dp = DeleteParams { grace_period_seconds: Some(0), preconditions: Some(Preconditions { uid: Some(self.uid()), resource_version: None }), ..Default::default() };

@@ -3,20 +3,10 @@
 //! `101 Switching Protocols`, then serve SPDY on the upgraded connection.
 
 use super::Connection;
-use bytes::Bytes;
+use crate::server::{Body, full as response};
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use std::future::Future;
-
-/// The response body type of the agent's HTTP API.
-pub type Body = BoxBody<Bytes, std::io::Error>;
-
-fn response(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|never: std::convert::Infallible| match never {}).boxed());
-    *r.status_mut() = status;
-    r
-}
 
 /// Answers the upgrade request when the client offers `protocol`, then runs
 /// `serve` on the SPDY connection; a client that offers other protocols gets

@@ -1,0 +1,243 @@
+//! Containers started with `stdin: true` or `tty: true`: the agent keeps their
+//! stdin pipe or pty master, writes what they print to the container's log
+//! file (so `kubectl logs` still works) and hands a copy to every attached
+//! client (`kubectl attach`, `kubectl run -i/-it`). `stdinOnce` closes the
+//! container's stdin when the first attached client that sent it detaches.
+
+use crate::remote_command::{Input, Output, Session};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// How many output chunks an attached client may fall behind before it skips some.
+const OUTPUT_BACKLOG: usize = 256;
+/// How many stdin operations may wait for the container.
+const STDIN_QUEUE: usize = 32;
+/// How many output chunks may wait for one slow client.
+const SESSION_QUEUE: usize = 32;
+
+/// What is done to the container's stdin.
+#[derive(Debug)]
+enum StdinOp {
+    Data(Bytes),
+    Close,
+    Resize { width: u16, height: u16 },
+}
+
+/// One running container's streams.
+pub struct Attachable {
+    output: broadcast::Sender<Output>,
+    stdin: mpsc::Sender<StdinOp>,
+    /// True once everything the process printed has been sent.
+    done: watch::Receiver<bool>,
+    stdin_once: bool,
+}
+
+/// The attachable containers of this agent, by pod UID and container name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    inner: Arc<Mutex<HashMap<(String, String), Arc<Attachable>>>>,
+}
+
+/// Why a container cannot be attached to.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// It was started without stdin and tty.
+    #[error("container {container} in pod {pod} was started without stdin or tty: there is nothing to attach to")]
+    NotAttachable {
+        /// The container.
+        container: String,
+        /// The pod.
+        pod: String,
+    },
+    /// Its process has ended.
+    #[error("container {container} in pod {pod} is not running")]
+    NotRunning {
+        /// The container.
+        container: String,
+        /// The pod.
+        pod: String,
+    },
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("containers", &self.inner.lock().len()).finish()
+    }
+}
+
+impl Registry {
+    /// The container's streams, if it runs with stdin or a tty.
+    pub fn get(&self, uid: &str, container: &str, pod: &str) -> Result<Arc<Attachable>, AttachError> {
+        let found = self.inner.lock().get(&(uid.to_owned(), container.to_owned())).cloned();
+        let a = found.ok_or_else(|| AttachError::NotAttachable { container: container.to_owned(), pod: pod.to_owned() })?;
+        if *a.done.borrow() {
+            return Err(AttachError::NotRunning { container: container.to_owned(), pod: pod.to_owned() });
+        }
+        Ok(a)
+    }
+
+    /// Forgets every container of a pod.
+    pub fn remove_pod(&self, uid: &str) {
+        self.inner.lock().retain(|(u, _), _| u != uid);
+    }
+
+    fn insert(&self, uid: &str, container: &str, a: Arc<Attachable>) {
+        self.inner.lock().insert((uid.to_owned(), container.to_owned()), a);
+    }
+}
+
+/// Starts `cmd` (a `sandbox-exec`, with `--tty` when `tty`) with its stdin kept
+/// and its output going to `log` and to attached clients; registers it.
+pub fn spawn(registry: &Registry, uid: &str, container: &str, mut cmd: tokio::process::Command, log: std::fs::File, tty: bool, stdin_once: bool) -> std::io::Result<tokio::process::Child> {
+    let (output, _) = broadcast::channel(OUTPUT_BACKLOG);
+    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    let (done_tx, done) = watch::channel(false);
+    let log = tokio::fs::File::from_std(log);
+    let (child, sources, writer, master): (_, Vec<(Box<dyn AsyncRead + Unpin + Send>, bool)>, Box<dyn AsyncWrite + Unpin + Send>, Option<OwnedFd>) = if tty {
+        let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+        crate::remote_command::set_size(&pty.master, 80, 24);
+        cmd.stdin(Stdio::from(pty.slave.try_clone()?)).stdout(Stdio::from(pty.slave.try_clone()?)).stderr(Stdio::from(pty.slave));
+        let child = cmd.spawn()?;
+        // The Command holds copies of the slave; without them the master sees the end when the process goes.
+        drop(cmd);
+        let read = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
+        let write = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
+        (child, vec![(Box::new(read), false)], Box::new(write), Some(pty.master))
+    } else {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let missing = || std::io::Error::other("the container's pipes were not created");
+        let out = child.stdout.take().ok_or_else(missing)?;
+        let err = child.stderr.take().ok_or_else(missing)?;
+        let input = child.stdin.take().ok_or_else(missing)?;
+        (child, vec![(Box::new(out), false), (Box::new(err), true)], Box::new(input), None)
+    };
+    tokio::spawn(write_stdin(stdin_rx, writer, master));
+    tokio::spawn(pump(sources, log, output.clone(), done_tx));
+    registry.insert(uid, container, Arc::new(Attachable { output, stdin: stdin_tx, done, stdin_once }));
+    Ok(child)
+}
+
+/// Copies every output of the process to the log file and to attached clients.
+async fn pump(sources: Vec<(Box<dyn AsyncRead + Unpin + Send>, bool)>, log: tokio::fs::File, output: broadcast::Sender<Output>, done: watch::Sender<bool>) {
+    let log = Arc::new(tokio::sync::Mutex::new(log));
+    let mut readers = tokio::task::JoinSet::new();
+    for (mut r, is_stderr) in sources {
+        let (log, output) = (log.clone(), output.clone());
+        readers.spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            // A pty master reads EIO once the last slave is closed: that is its end.
+            while let Ok(n @ 1..) = r.read(&mut buf).await {
+                let chunk = Bytes::copy_from_slice(&buf[..n]);
+                {
+                    let mut f = log.lock().await;
+                    let _ = f.write_all(&chunk).await;
+                    let _ = f.flush().await;
+                }
+                // No one attached is not an error.
+                let _ = output.send(if is_stderr { Output::Stderr(chunk) } else { Output::Stdout(chunk) });
+            }
+        });
+    }
+    while readers.join_next().await.is_some() {}
+    let _ = done.send(true);
+}
+
+async fn write_stdin(mut ops: mpsc::Receiver<StdinOp>, writer: Box<dyn AsyncWrite + Unpin + Send>, master: Option<OwnedFd>) {
+    let mut writer = Some(writer);
+    while let Some(op) = ops.recv().await {
+        match op {
+            StdinOp::Data(b) => {
+                if let Some(w) = writer.as_mut()
+                    && (w.write_all(&b).await.is_err() || w.flush().await.is_err())
+                {
+                    writer = None;
+                }
+            }
+            StdinOp::Close => match (&master, writer.as_mut()) {
+                // A terminal cannot be half-closed: end of input is the EOF character (^D).
+                (Some(_), Some(w)) => {
+                    let _ = w.write_all(&[4]).await;
+                    let _ = w.flush().await;
+                }
+                _ => writer = None,
+            },
+            StdinOp::Resize { width, height } => {
+                if let Some(m) = &master {
+                    crate::remote_command::set_size(m, width, height);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the process's output has all been sent.
+async fn finished(done: &mut watch::Receiver<bool>) {
+    let _ = done.wait_for(|d| *d).await.map(|_| ());
+}
+
+impl Attachable {
+    /// Attaches a client: it gets what the container prints from now on and,
+    /// with `stdin`, writes to its stdin. The session ends when the process's
+    /// output ends (status Success, as the kubelet reports) or the client goes.
+    pub fn session(self: &Arc<Self>, stdin: bool) -> Session {
+        let (out_tx, out_rx) = mpsc::channel(SESSION_QUEUE);
+        let (in_tx, mut in_rx) = mpsc::channel::<Input>(STDIN_QUEUE);
+        let me = self.clone();
+        let mut output = me.output.subscribe();
+        let mut done = me.done.clone();
+        let status = tokio::spawn(async move {
+            let mut stdin_closed = false;
+            let close_stdin = |me: &Attachable, closed: &mut bool| {
+                if stdin && me.stdin_once && !*closed {
+                    *closed = true;
+                    let _ = me.stdin.try_send(StdinOp::Close);
+                }
+            };
+            loop {
+                tokio::select! {
+                    o = output.recv() => match o {
+                        Ok(o) => {
+                            if out_tx.send(o).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!(skipped = n, "an attached client fell behind"),
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    () = finished(&mut done) => {
+                        // Everything printed was sent before `done`: hand over what is still queued.
+                        while let Ok(o) = output.try_recv() {
+                            if out_tx.send(o).await.is_err() {
+                                break;
+                            }
+                        }
+                        break;
+                    }
+                    i = in_rx.recv() => match i {
+                        Some(Input::Stdin(b)) if stdin => {
+                            let _ = me.stdin.send(StdinOp::Data(b)).await;
+                        }
+                        Some(Input::StdinEnd) => close_stdin(&me, &mut stdin_closed),
+                        Some(Input::Resize { width, height }) => {
+                            let _ = me.stdin.send(StdinOp::Resize { width, height }).await;
+                        }
+                        Some(Input::Stdin(_)) => {}
+                        None => {
+                            close_stdin(&me, &mut stdin_closed);
+                            break;
+                        }
+                    },
+                }
+            }
+            serde_json::json!({"metadata": {}, "status": "Success"})
+        });
+        Session { output: out_rx, input: in_tx, status }
+    }
+}
