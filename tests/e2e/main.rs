@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod attach;
 mod cni;
 mod controllers;
 mod dns;

@@ -241,3 +241,61 @@ impl Attachable {
         Session { output: out_rx, input: in_tx, status }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(mut s: Session) -> (Vec<u8>, serde_json::Value) {
+        let mut out = Vec::new();
+        while let Some(o) = s.output.recv().await {
+            if let Output::Stdout(b) | Output::Stderr(b) = o {
+                out.extend_from_slice(&b);
+            }
+        }
+        (out, s.status.await.expect("status"))
+    }
+
+    #[tokio::test]
+    async fn stdin_once_closes_the_containers_stdin_when_the_session_ends_and_the_log_keeps_the_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_path = dir.path().join("0.log");
+        let log = std::fs::File::create(&log_path).expect("log");
+        let registry = Registry::default();
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "cat; echo done"]);
+        let mut child = spawn(&registry, "uid", "c", cmd, log, false, true).expect("spawn");
+        let a = registry.get("uid", "c", "pod").expect("attachable");
+        let s = a.session(true);
+        s.input.send(Input::Stdin(Bytes::from_static(b"hello\n"))).await.expect("stdin");
+        s.input.send(Input::StdinEnd).await.expect("end");
+        let (out, status) = collect(s).await;
+        assert_eq!(String::from_utf8_lossy(&out), "hello\ndone\n");
+        assert_eq!(status["status"], "Success");
+        assert!(child.wait().await.expect("wait").success());
+        assert_eq!(std::fs::read_to_string(&log_path).expect("log"), "hello\ndone\n");
+        assert!(matches!(registry.get("uid", "c", "pod"), Err(AttachError::NotRunning { .. })));
+        assert!(matches!(registry.get("uid", "other", "pod"), Err(AttachError::NotAttachable { .. })));
+    }
+
+    #[tokio::test]
+    async fn without_stdin_once_a_detached_client_leaves_stdin_open_for_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("0.log")).expect("log");
+        let registry = Registry::default();
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "read a; echo got $a; read b; echo got $b"]);
+        let mut child = spawn(&registry, "uid", "c", cmd, log, false, false).expect("spawn");
+        let a = registry.get("uid", "c", "pod").expect("attachable");
+        let mut first = a.session(true);
+        first.input.send(Input::Stdin(Bytes::from_static(b"one\n"))).await.expect("stdin");
+        assert_eq!(first.output.recv().await, Some(Output::Stdout(Bytes::from_static(b"got one\n"))));
+        drop(first.input);
+        assert_eq!(first.output.recv().await, None, "the detached session ends");
+        let second = a.session(true);
+        second.input.send(Input::Stdin(Bytes::from_static(b"two\n"))).await.expect("stdin");
+        let (out, _) = collect(second).await;
+        assert_eq!(String::from_utf8_lossy(&out), "got two\n");
+        assert!(child.wait().await.expect("wait").success());
+    }
+}
