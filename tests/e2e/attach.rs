@@ -5,21 +5,12 @@
 use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, stdout};
 use crate::node::until;
 use crate::pty::PtyProcess;
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// kubectl `bin` with `args`, fed `input` on stdin: (exit code, stdout, stderr).
 fn kubectl_piped(c: &Cluster, bin: &str, args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
-    let mut cmd = c.on_node(bin);
-    cmd.arg("--kubeconfig").arg(c.kubeconfig()).args(args).env("HOME", c.dir()).env_remove("KUBECONFIG");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl");
-    let mut w = child.stdin.take().expect("stdin");
     // kubectl attaches once the pod runs; stdin waits in the pipe meanwhile.
-    w.write_all(input).expect("write stdin");
-    drop(w);
-    let out = child.wait_with_output().expect("kubectl");
+    let out = c.kubectl_input(bin, args, input);
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -200,6 +200,18 @@ impl Cluster {
         run(&mut cmd)
     }
 
+    /// Runs kubectl `bin` with `args` on the node, `input` on its stdin.
+    pub fn kubectl_input(&self, bin: &str, args: &[&str], input: &[u8]) -> Output {
+        let mut cmd = self.on_node(bin);
+        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args).env("HOME", self.dir()).env_remove("KUBECONFIG");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl");
+        let mut w = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut w, input).expect("write stdin");
+        drop(w);
+        child.wait_with_output().expect("kubectl output")
+    }
+
     /// Runs the default kubectl.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_with(KUBECTL, args)

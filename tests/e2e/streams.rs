@@ -3,8 +3,6 @@
 
 use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, stdout};
 use crate::pty::PtyProcess;
-use std::io::Write;
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 const POD: &str = "apiVersion: v1
@@ -34,18 +32,6 @@ fn wait_ready(c: &Cluster) {
     }
 }
 
-/// kubectl `bin` with `args`, `input` on its stdin.
-fn kubectl_input(c: &Cluster, bin: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = c.on_node(bin);
-    cmd.arg("--kubeconfig").arg(c.kubeconfig()).args(args).env("HOME", c.dir()).env_remove("KUBECONFIG");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl");
-    let mut w = child.stdin.take().expect("stdin");
-    w.write_all(input).expect("write stdin");
-    drop(w);
-    child.wait_with_output().expect("kubectl output")
-}
-
 #[test]
 fn exec_over_spdy_and_websocket_prints_output_propagates_exit_codes_and_pipes_stdin() {
     let c = Cluster::start_node();
@@ -60,7 +46,7 @@ fn exec_over_spdy_and_websocket_prints_output_propagates_exit_codes_and_pipes_st
         assert_eq!(stdout(&failed).trim(), "out", "{bin}");
         assert!(String::from_utf8_lossy(&failed.stderr).contains("oops"), "{bin}");
         let input: Vec<u8> = (0..20000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
-        let piped = kubectl_input(&c, bin, &["exec", "-i", "shell", "--", "sh", "-c", "wc -l; echo done"], &input);
+        let piped = c.kubectl_input(bin, &["exec", "-i", "shell", "--", "sh", "-c", "wc -l; echo done"], &input);
         assert!(piped.status.success(), "{bin}: {}", String::from_utf8_lossy(&piped.stderr));
         assert_eq!(String::from_utf8_lossy(&piped.stdout).split_whitespace().collect::<Vec<_>>(), ["20000", "done"], "{bin}");
         // A terminal session: kubectl on a 30×100 pty from the test, the remote

@@ -38,10 +38,13 @@ pub struct Attachable {
     stdin_once: bool,
 }
 
+/// Pod UID and container name.
+type Key = (String, String);
+
 /// The attachable containers of this agent, by pod UID and container name.
 #[derive(Default, Clone)]
 pub struct Registry {
-    inner: Arc<Mutex<HashMap<(String, String), Arc<Attachable>>>>,
+    inner: Arc<Mutex<HashMap<Key, Arc<Attachable>>>>,
 }
 
 /// Why a container cannot be attached to.
@@ -99,7 +102,7 @@ pub fn spawn(registry: &Registry, uid: &str, container: &str, mut cmd: tokio::pr
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let (done_tx, done) = watch::channel(false);
     let log = tokio::fs::File::from_std(log);
-    let (child, sources, writer, master): (_, Vec<(Box<dyn AsyncRead + Unpin + Send>, bool)>, Box<dyn AsyncWrite + Unpin + Send>, Option<OwnedFd>) = if tty {
+    let (child, sources, writer, master): (_, Vec<Source>, Box<dyn AsyncWrite + Unpin + Send>, Option<OwnedFd>) = if tty {
         let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
         crate::remote_command::set_size(&pty.master, 80, 24);
         cmd.stdin(Stdio::from(pty.slave.try_clone()?)).stdout(Stdio::from(pty.slave.try_clone()?)).stderr(Stdio::from(pty.slave));
@@ -124,8 +127,11 @@ pub fn spawn(registry: &Registry, uid: &str, container: &str, mut cmd: tokio::pr
     Ok(child)
 }
 
+/// One output of the process, and whether it is stderr.
+type Source = (Box<dyn AsyncRead + Unpin + Send>, bool);
+
 /// Copies every output of the process to the log file and to attached clients.
-async fn pump(sources: Vec<(Box<dyn AsyncRead + Unpin + Send>, bool)>, log: tokio::fs::File, output: broadcast::Sender<Output>, done: watch::Sender<bool>) {
+async fn pump(sources: Vec<Source>, log: tokio::fs::File, output: broadcast::Sender<Output>, done: watch::Sender<bool>) {
     let log = Arc::new(tokio::sync::Mutex::new(log));
     let mut readers = tokio::task::JoinSet::new();
     for (mut r, is_stderr) in sources {
@@ -249,9 +255,8 @@ mod tests {
     async fn collect(mut s: Session) -> (Vec<u8>, serde_json::Value) {
         let mut out = Vec::new();
         while let Some(o) = s.output.recv().await {
-            if let Output::Stdout(b) | Output::Stderr(b) = o {
-                out.extend_from_slice(&b);
-            }
+            let (Output::Stdout(b) | Output::Stderr(b)) = o;
+            out.extend_from_slice(&b);
         }
         (out, s.status.await.expect("status"))
     }
