@@ -58,6 +58,7 @@ fn run_rm_i_pipes_stdin_to_the_container_and_attach_i_reaches_a_running_one() {
         gone(&c, &name);
     }
     // A pod of its own with stdin (not once): attach -i twice, then the logs hold both sessions.
+    // stdout and stderr are separate pipes (as with a container runtime): the pause keeps their order in the log.
     let pod = "apiVersion: v1
 kind: Pod
 metadata:
@@ -69,7 +70,7 @@ spec:
   - name: reader
     image: busybox
     stdin: true
-    command: [\"sh\", \"-c\", \"read a; echo got $a; read b; echo got $b >&2; echo bye\"]
+    command: [\"sh\", \"-c\", \"read a; echo got $a; read b; echo got $b >&2; sleep 0.3; echo bye\"]
 ";
     assert!(c.apply(pod, &[]).status.success());
     until(&c, "reader running", Duration::from_secs(60), &["get", "pod", "reader", "-o", "jsonpath={.status.phase}"], |s| s == "Running");
