@@ -88,6 +88,23 @@ spec:
     until(&c, "reader done", Duration::from_secs(30), &["get", "pod", "reader", "-o", "jsonpath={.status.phase}"], |s| s == "Succeeded");
     let logs = stdout(&c.kubectl(&["logs", "reader"]));
     assert_eq!(logs, "got first\ngot second\nbye\n");
+    // A container without stdin: attach streams what it prints until it exits.
+    let ticker = "apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  restartPolicy: Never
+  containers:
+  - name: ticker
+    image: busybox
+    command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8; do echo tick-$i; sleep 1; done\"]
+";
+    assert!(c.apply(ticker, &[]).status.success());
+    until(&c, "ticker running", Duration::from_secs(60), &["get", "pod", "ticker", "-o", "jsonpath={.status.phase}"], |s| s == "Running");
+    let (code, out, err) = kubectl_piped(&c, KUBECTL_133, &["attach", "ticker"], b"");
+    assert_eq!(code, Some(0), "attach to ticker: {err}");
+    assert!(out.ends_with("tick-7\ntick-8\n"), "attach to ticker: {out:?} {err}");
     // Attaching to a container that has ended is refused.
     let late = c.kubectl_with(KUBECTL_133, &["attach", "reader"]);
     assert!(!late.status.success(), "attach to a finished pod: {}", stdout(&late));

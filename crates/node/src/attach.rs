@@ -1,8 +1,11 @@
-//! Containers started with `stdin: true` or `tty: true`: the agent keeps their
-//! stdin pipe or pty master, writes what they print to the container's log
-//! file (so `kubectl logs` still works) and hands a copy to every attached
-//! client (`kubectl attach`, `kubectl run -i/-it`). `stdinOnce` closes the
-//! container's stdin when the first attached client that sent it detaches.
+//! `kubectl attach` (and `kubectl run -i/-it`) targets. Containers started
+//! with `stdin: true` or `tty: true`: the agent keeps their stdin pipe or pty
+//! master, writes what they print to the container's log file (so `kubectl
+//! logs` still works) and hands a copy to every attached client; `stdinOnce`
+//! closes the container's stdin when the first attached client that sent it
+//! detaches. Other containers write straight to their log file: an attached
+//! client is sent what is appended to it (all as stdout) until the process
+//! exits.
 
 use crate::remote_command::{Input, Output, Session};
 use bytes::Bytes;
@@ -31,12 +34,30 @@ enum StdinOp {
 
 /// One running container's streams.
 pub struct Attachable {
-    output: broadcast::Sender<Output>,
-    stdin: mpsc::Sender<StdinOp>,
-    /// True once everything the process printed has been sent.
-    done: watch::Receiver<bool>,
-    stdin_once: bool,
+    /// The process, so a restart's exit does not end the next run's entry.
+    pid: u32,
+    kind: Kind,
 }
+
+enum Kind {
+    /// Started with stdin or a tty: the agent holds its streams.
+    Kept {
+        output: broadcast::Sender<Output>,
+        stdin: mpsc::Sender<StdinOp>,
+        /// True once everything the process printed has been sent.
+        done: watch::Receiver<bool>,
+        stdin_once: bool,
+    },
+    /// Writing to its log file directly.
+    Logged {
+        log: std::path::PathBuf,
+        /// True once the process has exited.
+        exited: watch::Sender<bool>,
+    },
+}
+
+/// How often an attached client of a log-writing container is sent what was appended.
+const LOG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Pod UID and container name.
 type Key = (String, String);
@@ -50,9 +71,9 @@ pub struct Registry {
 /// Why a container cannot be attached to.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
-    /// It was started without stdin and tty.
-    #[error("container {container} in pod {pod} was started without stdin or tty: there is nothing to attach to")]
-    NotAttachable {
+    /// It has not been started here.
+    #[error("container {container} not found in pod {pod}")]
+    NotFound {
         /// The container.
         container: String,
         /// The pod.
@@ -75,14 +96,35 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// The container's streams, if it runs with stdin or a tty.
+    /// The streams of a running container.
     pub fn get(&self, uid: &str, container: &str, pod: &str) -> Result<Arc<Attachable>, AttachError> {
         let found = self.inner.lock().get(&(uid.to_owned(), container.to_owned())).cloned();
-        let a = found.ok_or_else(|| AttachError::NotAttachable { container: container.to_owned(), pod: pod.to_owned() })?;
-        if *a.done.borrow() {
+        let a = found.ok_or_else(|| AttachError::NotFound { container: container.to_owned(), pod: pod.to_owned() })?;
+        let ended = match &a.kind {
+            Kind::Kept { done, .. } => *done.borrow(),
+            Kind::Logged { exited, .. } => *exited.borrow(),
+        };
+        if ended {
             return Err(AttachError::NotRunning { container: container.to_owned(), pod: pod.to_owned() });
         }
         Ok(a)
+    }
+
+    /// Registers a container that writes to `log` itself.
+    pub fn insert_logged(&self, uid: &str, container: &str, pid: u32, log: std::path::PathBuf) {
+        let (exited, _) = watch::channel(false);
+        self.insert(uid, container, Arc::new(Attachable { pid, kind: Kind::Logged { log, exited } }));
+    }
+
+    /// Process `pid` of a container has exited: its attached clients get the
+    /// rest of its log and end.
+    pub fn exited(&self, uid: &str, container: &str, pid: u32) {
+        if let Some(a) = self.inner.lock().get(&(uid.to_owned(), container.to_owned()))
+            && a.pid == pid
+            && let Kind::Logged { exited, .. } = &a.kind
+        {
+            exited.send_replace(true);
+        }
     }
 
     /// Forgets every container of a pod.
@@ -123,7 +165,8 @@ pub fn spawn(registry: &Registry, uid: &str, container: &str, mut cmd: tokio::pr
     };
     tokio::spawn(write_stdin(stdin_rx, writer, master));
     tokio::spawn(pump(sources, log, output.clone(), done_tx));
-    registry.insert(uid, container, Arc::new(Attachable { output, stdin: stdin_tx, done, stdin_once }));
+    let pid = child.id().unwrap_or(0);
+    registry.insert(uid, container, Arc::new(Attachable { pid, kind: Kind::Kept { output, stdin: stdin_tx, done, stdin_once } }));
     Ok(child)
 }
 
@@ -194,57 +237,112 @@ impl Attachable {
     /// output ends (status Success, as the kubelet reports) or the client goes.
     pub fn session(self: &Arc<Self>, stdin: bool) -> Session {
         let (out_tx, out_rx) = mpsc::channel(SESSION_QUEUE);
-        let (in_tx, mut in_rx) = mpsc::channel::<Input>(STDIN_QUEUE);
-        let me = self.clone();
-        let mut output = me.output.subscribe();
-        let mut done = me.done.clone();
-        let status = tokio::spawn(async move {
-            let mut stdin_closed = false;
-            let close_stdin = |me: &Attachable, closed: &mut bool| {
-                if stdin && me.stdin_once && !*closed {
-                    *closed = true;
-                    let _ = me.stdin.try_send(StdinOp::Close);
-                }
-            };
-            loop {
-                tokio::select! {
-                    o = output.recv() => match o {
-                        Ok(o) => {
-                            if out_tx.send(o).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!(skipped = n, "an attached client fell behind"),
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    () = finished(&mut done) => {
-                        // Everything printed was sent before `done`: hand over what is still queued.
-                        while let Ok(o) = output.try_recv() {
-                            if out_tx.send(o).await.is_err() {
-                                break;
-                            }
-                        }
-                        break;
-                    }
-                    i = in_rx.recv() => match i {
-                        Some(Input::Stdin(b)) if stdin => {
-                            let _ = me.stdin.send(StdinOp::Data(b)).await;
-                        }
-                        Some(Input::StdinEnd) => close_stdin(&me, &mut stdin_closed),
-                        Some(Input::Resize { width, height }) => {
-                            let _ = me.stdin.send(StdinOp::Resize { width, height }).await;
-                        }
-                        Some(Input::Stdin(_)) => {}
-                        None => {
-                            close_stdin(&me, &mut stdin_closed);
+        let (in_tx, in_rx) = mpsc::channel::<Input>(STDIN_QUEUE);
+        let status = match &self.kind {
+            Kind::Kept { output, stdin: to_stdin, done, stdin_once } => {
+                let kept = KeptSession { output: output.subscribe(), stdin: to_stdin.clone(), done: done.clone(), stdin_once: *stdin_once && stdin, send_stdin: stdin };
+                tokio::spawn(kept.run(in_rx, out_tx))
+            }
+            Kind::Logged { log, exited } => {
+                // Where "from now on" starts: taken here, not when the task first runs.
+                let from = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+                tokio::spawn(follow_log(log.clone(), from, exited.subscribe(), in_rx, out_tx))
+            }
+        };
+        Session { output: out_rx, input: in_tx, status }
+    }
+}
+
+/// One client attached to a container whose streams the agent holds.
+struct KeptSession {
+    output: broadcast::Receiver<Output>,
+    stdin: mpsc::Sender<StdinOp>,
+    done: watch::Receiver<bool>,
+    /// Whether this session's end closes the container's stdin.
+    stdin_once: bool,
+    send_stdin: bool,
+}
+
+impl KeptSession {
+    async fn run(mut self, mut input: mpsc::Receiver<Input>, out: mpsc::Sender<Output>) -> serde_json::Value {
+        let mut stdin_closed = false;
+        loop {
+            tokio::select! {
+                o = self.output.recv() => match o {
+                    Ok(o) => {
+                        if out.send(o).await.is_err() {
                             break;
                         }
-                    },
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!(skipped = n, "an attached client fell behind"),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                () = finished(&mut self.done) => {
+                    // Everything printed was sent before `done`: hand over what is still queued.
+                    while let Ok(o) = self.output.try_recv() {
+                        if out.send(o).await.is_err() {
+                            break;
+                        }
+                    }
+                    break;
                 }
+                i = input.recv() => match i {
+                    Some(Input::Stdin(b)) if self.send_stdin => {
+                        let _ = self.stdin.send(StdinOp::Data(b)).await;
+                    }
+                    Some(Input::StdinEnd) => self.close_stdin(&mut stdin_closed),
+                    Some(Input::Resize { width, height }) => {
+                        let _ = self.stdin.send(StdinOp::Resize { width, height }).await;
+                    }
+                    Some(Input::Stdin(_)) => {}
+                    None => {
+                        self.close_stdin(&mut stdin_closed);
+                        break;
+                    }
+                },
             }
-            serde_json::json!({"metadata": {}, "status": "Success"})
-        });
-        Session { output: out_rx, input: in_tx, status }
+        }
+        success()
+    }
+
+    fn close_stdin(&self, closed: &mut bool) {
+        if self.stdin_once && !*closed {
+            *closed = true;
+            let _ = self.stdin.try_send(StdinOp::Close);
+        }
+    }
+}
+
+fn success() -> serde_json::Value {
+    serde_json::json!({"metadata": {}, "status": "Success"})
+}
+
+/// Sends what is appended to `log` after byte `pos` until the process has exited
+/// (then the rest) or the client goes; input is dropped: there is no stdin.
+async fn follow_log(log: std::path::PathBuf, mut pos: u64, mut exited: watch::Receiver<bool>, mut input: mpsc::Receiver<Input>, out: mpsc::Sender<Output>) -> serde_json::Value {
+    let mut tick = tokio::time::interval(LOG_POLL);
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            r = exited.wait_for(|e| *e) => { drop(r); true }
+            i = input.recv() => match i {
+                Some(_) => continue,
+                None => return success(),
+            },
+        };
+        let mut buf = Vec::new();
+        if let Ok(mut f) = tokio::fs::File::open(&log).await
+            && tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(pos)).await.is_ok()
+        {
+            let _ = f.read_to_end(&mut buf).await;
+        }
+        pos += buf.len() as u64;
+        if !buf.is_empty() && out.send(Output::Stdout(Bytes::from(buf))).await.is_err() {
+            return success();
+        }
+        if last {
+            return success();
+        }
     }
 }
 
@@ -280,7 +378,7 @@ mod tests {
         assert!(child.wait().await.expect("wait").success());
         assert_eq!(std::fs::read_to_string(&log_path).expect("log"), "hello\ndone\n");
         assert!(matches!(registry.get("uid", "c", "pod"), Err(AttachError::NotRunning { .. })));
-        assert!(matches!(registry.get("uid", "other", "pod"), Err(AttachError::NotAttachable { .. })));
+        assert!(matches!(registry.get("uid", "other", "pod"), Err(AttachError::NotFound { .. })));
     }
 
     #[tokio::test]
@@ -302,5 +400,25 @@ mod tests {
         let (out, _) = collect(second).await;
         assert_eq!(String::from_utf8_lossy(&out), "got two\n");
         assert!(child.wait().await.expect("wait").success());
+    }
+
+    #[tokio::test]
+    async fn a_log_writing_container_sends_what_is_appended_until_it_exits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, "before\n").expect("log");
+        let registry = Registry::default();
+        registry.insert_logged("uid", "c", 42, log.clone());
+        let mut s = registry.get("uid", "c", "pod").expect("attachable").session(false);
+        std::fs::OpenOptions::new().append(true).open(&log).and_then(|mut f| std::io::Write::write_all(&mut f, b"after\n")).expect("append");
+        assert_eq!(s.output.recv().await, Some(Output::Stdout(Bytes::from_static(b"after\n"))), "only what comes after the attach");
+        registry.exited("uid", "c", 41);
+        assert!(registry.get("uid", "c", "pod").is_ok(), "another process's exit leaves the entry running");
+        std::fs::OpenOptions::new().append(true).open(&log).and_then(|mut f| std::io::Write::write_all(&mut f, b"last\n")).expect("append");
+        registry.exited("uid", "c", 42);
+        let (out, status) = collect(s).await;
+        assert_eq!(String::from_utf8_lossy(&out), "last\n");
+        assert_eq!(status["status"], "Success");
+        assert!(matches!(registry.get("uid", "c", "pod"), Err(AttachError::NotRunning { .. })));
     }
 }

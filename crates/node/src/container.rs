@@ -78,7 +78,9 @@ pub fn start(host: &Host, uid: &str, pause_pid: u32, c: &Container, env: &[(Stri
         return crate::attach::spawn(&host.attach, uid, &c.name, cmd, file, tty, c.stdin_once.unwrap_or(false)).map_err(starting);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::from(err)).process_group(0);
-    cmd.spawn().map_err(starting)
+    let child = cmd.spawn().map_err(starting)?;
+    host.attach.insert_logged(uid, &c.name, child.id().unwrap_or(0), log);
+    Ok(child)
 }
 
 /// Sends `signal` to the container's process group (ignoring a group already gone).

@@ -353,8 +353,10 @@ impl Worker {
                     c.ready = false;
                     c.started = spec.startup_probe.is_none();
                     let (name, generation, tx) = (spec.name.clone(), c.generation, self.events_tx.clone());
+                    let (host, uid) = (self.s.host.clone(), uid.clone());
                     tokio::spawn(async move {
                         let status = child.wait().await;
+                        host.attach.exited(&uid, &name, pid);
                         use std::os::unix::process::ExitStatusExt;
                         let (code, signal) = match status {
                             Ok(s) => (s.code(), s.signal()),
