@@ -177,6 +177,11 @@ impl Cluster {
         }
     }
 
+    /// The process ID of `portico up` (`ip netns exec` execs it in place).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.data.join("kubeconfig")
@@ -193,6 +198,18 @@ impl Cluster {
         cmd.arg("--kubeconfig").arg(self.kubeconfig()).arg("--cache-dir").arg(self.dir.path().join(format!("cache-{}", bin.replace('/', "_"))));
         cmd.args(args).env("HOME", self.dir.path()).env_remove("KUBECONFIG");
         run(&mut cmd)
+    }
+
+    /// Runs kubectl `bin` with `args` on the node, `input` on its stdin.
+    pub fn kubectl_input(&self, bin: &str, args: &[&str], input: &[u8]) -> Output {
+        let mut cmd = self.on_node(bin);
+        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args).env("HOME", self.dir()).env_remove("KUBECONFIG");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl");
+        let mut w = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut w, input).expect("write stdin");
+        drop(w);
+        child.wait_with_output().expect("kubectl output")
     }
 
     /// Runs the default kubectl.

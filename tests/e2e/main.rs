@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod attach;
 mod cni;
 mod controllers;
 mod dns;
@@ -15,8 +16,10 @@ mod kube_client;
 mod kubectl_apply;
 mod kubectl_create;
 mod node;
+mod portforward;
 mod proxy;
 mod proxy_ipv6;
+mod pty;
 mod streams;
 mod versions;
 mod watch;

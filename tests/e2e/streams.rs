@@ -1,9 +1,8 @@
 //! `kubectl exec` over both transports (SPDY for kubectl 1.27, websocket for
-//! 1.33): output, exit codes, piped stdin and a terminal session.
+//! 1.33): output, exit codes, piped stdin and a terminal session with a resize.
 
 use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, stdout};
-use std::io::Write;
-use std::process::{Output, Stdio};
+use crate::pty::PtyProcess;
 use std::time::{Duration, Instant};
 
 const POD: &str = "apiVersion: v1
@@ -33,18 +32,6 @@ fn wait_ready(c: &Cluster) {
     }
 }
 
-/// kubectl `bin` with `args`, `input` on its stdin.
-fn kubectl_input(c: &Cluster, bin: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = c.on_node(bin);
-    cmd.arg("--kubeconfig").arg(c.kubeconfig()).args(args).env("HOME", c.dir()).env_remove("KUBECONFIG");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl");
-    let mut w = child.stdin.take().expect("stdin");
-    w.write_all(input).expect("write stdin");
-    drop(w);
-    child.wait_with_output().expect("kubectl output")
-}
-
 #[test]
 fn exec_over_spdy_and_websocket_prints_output_propagates_exit_codes_and_pipes_stdin() {
     let c = Cluster::start_node();
@@ -59,35 +46,24 @@ fn exec_over_spdy_and_websocket_prints_output_propagates_exit_codes_and_pipes_st
         assert_eq!(stdout(&failed).trim(), "out", "{bin}");
         assert!(String::from_utf8_lossy(&failed.stderr).contains("oops"), "{bin}");
         let input: Vec<u8> = (0..20000).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
-        let piped = kubectl_input(&c, bin, &["exec", "-i", "shell", "--", "sh", "-c", "wc -l; echo done"], &input);
+        let piped = c.kubectl_input(bin, &["exec", "-i", "shell", "--", "sh", "-c", "wc -l; echo done"], &input);
         assert!(piped.status.success(), "{bin}: {}", String::from_utf8_lossy(&piped.stderr));
         assert_eq!(String::from_utf8_lossy(&piped.stdout).split_whitespace().collect::<Vec<_>>(), ["20000", "done"], "{bin}");
-        // A terminal session: kubectl gets a pty from script(1); the remote shell gets one too.
-        let line = format!("{bin} --kubeconfig {} exec -it shell -- sh -c 'tty; stty size; read x; echo got $x; exit 7'", c.kubeconfig().display());
-        let mut cmd = c.on_node("script");
-        cmd.args(["-qec", &line, "/dev/null"]).env("HOME", c.dir()).env("COLUMNS", "100").env("LINES", "30");
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("script");
-        let mut w = child.stdin.take().expect("stdin");
-        std::thread::sleep(Duration::from_secs(2));
-        w.write_all(b"hello\n").expect("type");
-        let out = wait_with_timeout(child, w, Duration::from_secs(20));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // A terminal session: kubectl on a 30×100 pty from the test, the remote
+        // shell on one of the agent's; a resize to 50×132 reaches the remote.
+        let mut cmd = c.on_node(bin);
+        cmd.arg("--kubeconfig").arg(c.kubeconfig()).env("HOME", c.dir()).env_remove("KUBECONFIG");
+        cmd.args(["exec", "-it", "shell", "--", "sh", "-c", "tty; stty size; read x; stty size; echo got $x; exit 7"]);
+        let mut term = PtyProcess::spawn(cmd, 30, 100);
+        term.wait_for("30 100", Duration::from_secs(20));
+        term.resize(50, 132);
+        std::thread::sleep(Duration::from_secs(1));
+        term.type_text("hello\r");
+        let (code, text) = term.wait(Duration::from_secs(20));
         assert!(text.contains("/dev/pts/"), "{bin}: no terminal in the container: {text:?}");
+        assert!(text.contains("50 132"), "{bin}: the resize did not reach the remote terminal: {text:?}");
         assert!(text.contains("got hello"), "{bin}: {text:?}");
-        assert_eq!(out.status.code(), Some(7), "{bin}: {text:?} {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(code, Some(7), "{bin}: {text:?}");
     }
-}
-
-fn wait_with_timeout(mut child: std::process::Child, stdin: std::process::ChildStdin, limit: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    drop(stdin);
-    child.wait_with_output().expect("output")
 }
 

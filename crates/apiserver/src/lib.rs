@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod handler;
 pub mod metrics;
 pub mod node_proxy;
+pub mod port_forward_tunnel;
 pub mod object;
 pub mod params;
 pub mod protobuf_body;

@@ -1,6 +1,8 @@
-//! `pods/log`, `pods/exec` and `pods/attach`: the API server finds the pod's
-//! node and proxies the request to the node agent's kubelet API — a streamed
-//! response for logs, the raw upgraded connection (websocket) for exec.
+//! `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`: the API
+//! server finds the pod's node and proxies the request to the node agent's
+//! kubelet API — a streamed response for logs, the raw upgraded connection
+//! (websocket or SPDY) for exec and port-forward, and for a port-forward
+//! tunnelled in a websocket the tunnel's end (`port_forward_tunnel`).
 
 use crate::handler::Body;
 use crate::registry::{ObjectRef, Registry};
@@ -43,13 +45,16 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String
     }
 }
 
-/// Proxies `sub` (`log`, `exec`, `attach`) for a pod to its node.
+/// Proxies `sub` (`log`, `exec`, `attach`, `portforward`) for a pod to its node.
 pub async fn proxy(registry: &Registry, mut req: Request<Incoming>, namespace: &str, name: &str, sub: &str) -> Result<Response<Body>, ApiError> {
     let pods = resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not served"))?;
     let nodes = resources::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes are not served"))?;
     let pod = registry.get(&ObjectRef { def: pods, namespace: Some(namespace), name }).await?;
     let params = crate::params::Query::parse(req.uri().query());
-    let container = pick_container(&pod, name, params.get("container"))?;
+    let container = match sub {
+        "portforward" => None,
+        _ => Some(pick_container(&pod, name, params.get("container"))?),
+    };
     let node_name = str_at(&pod, "/spec/nodeName").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request(format!("pod {name} does not have a host assigned")))?;
     let node = registry.get(&ObjectRef { def: nodes, namespace: None, name: node_name }).await?;
     let ip = node
@@ -60,10 +65,12 @@ pub async fn proxy(registry: &Registry, mut req: Request<Incoming>, namespace: &
         .to_owned();
     let port = node.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64).unwrap_or(10250);
     let token = str_at(&node, &format!("/metadata/annotations/{}", KUBELET_TOKEN_ANNOTATION.replace('/', "~1"))).unwrap_or("").to_owned();
-    let path = match sub {
-        "log" => format!("/containerLogs/{namespace}/{name}/{container}"),
-        _ => format!("/{sub}/{namespace}/{name}/{container}"),
+    let path = match (sub, container) {
+        ("log", Some(container)) => format!("/containerLogs/{namespace}/{name}/{container}"),
+        (_, Some(container)) => format!("/{sub}/{namespace}/{name}/{container}"),
+        (_, None) => format!("/portForward/{namespace}/{name}"),
     };
+    let tunnel = if sub == "portforward" { crate::port_forward_tunnel::requested(req.headers()) } else { None };
     let uri = match req.uri().query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -78,10 +85,18 @@ pub async fn proxy(registry: &Registry, mut req: Request<Incoming>, namespace: &
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    let mut out = Request::builder().method(req.method().clone()).uri(&uri);
-    for (k, v) in req.headers() {
-        if k != header::AUTHORIZATION && k != header::HOST && k != header::CONTENT_LENGTH {
+    let mut out = Request::builder().uri(&uri);
+    if tunnel.is_some() {
+        out = out.method(http::Method::POST);
+        for (k, v) in crate::port_forward_tunnel::agent_headers() {
             out = out.header(k, v);
+        }
+    } else {
+        out = out.method(req.method().clone());
+        for (k, v) in req.headers() {
+            if k != header::AUTHORIZATION && k != header::HOST && k != header::CONTENT_LENGTH {
+                out = out.header(k, v);
+            }
         }
     }
     out = out.header(header::HOST, &addr).header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -89,6 +104,16 @@ pub async fn proxy(registry: &Registry, mut req: Request<Incoming>, namespace: &
     let client_upgrade = hyper::upgrade::on(&mut req);
     let mut resp = sender.send_request(out).await.map_err(|e| ApiError::unavailable(format!("error talking to the node agent: {e}")))?;
     let status = resp.status();
+    if status == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(key) = tunnel
+    {
+        let node_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (Ok(client), Ok(agent)) = (client_upgrade.await, node_upgrade.await) else { return };
+            crate::port_forward_tunnel::bridge(client, agent).await;
+        });
+        return Ok(crate::port_forward_tunnel::switching_protocols(&key));
+    }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let mut r = Response::new(http_body_util::Full::new(Bytes::new()).boxed_unsync());
         *r.status_mut() = status;

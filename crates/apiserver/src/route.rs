@@ -45,14 +45,14 @@ pub enum HealthKind {
     Readyz,
 }
 
-/// A pod subresource streamed from the pod's node (`log`, `exec`, `attach`).
+/// A pod subresource streamed from the pod's node (`log`, `exec`, `attach`, `portforward`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodStream {
     /// Namespace.
     pub namespace: String,
     /// Pod name.
     pub name: String,
-    /// `log`, `exec` or `attach`.
+    /// `log`, `exec`, `attach` or `portforward`.
     pub sub: &'static str,
 }
 
@@ -97,11 +97,12 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
         ["apis", group, version] if resources::CATALOGUE.iter().any(|r| r.group == *group && r.version == *version) => {
             Ok(Route::GroupVersion { group: (*group).to_owned(), version: (*version).to_owned() })
         }
-        ["api", "v1", "namespaces", ns, "pods", name, sub @ ("log" | "exec" | "attach")] if !ns.is_empty() && !name.is_empty() => {
+        ["api", "v1", "namespaces", ns, "pods", name, sub @ ("log" | "exec" | "attach" | "portforward")] if !ns.is_empty() && !name.is_empty() => {
             let sub = match *sub {
                 "log" => "log",
                 "exec" => "exec",
-                _ => "attach",
+                "attach" => "attach",
+                _ => "portforward",
             };
             Ok(Route::PodStream(PodStream { namespace: (*ns).to_owned(), name: (*name).to_owned(), sub }))
         }
@@ -183,5 +184,13 @@ mod tests {
         assert_eq!(parse("/api/v1/widgets"), Err(RouteError::NotFound));
         assert_eq!(parse("/api/v1/namespaces/default/nodes"), Err(RouteError::NotFound));
         assert_eq!(parse("/apis/apps/v1"), Ok(Route::GroupVersion { group: "apps".into(), version: "v1".into() }));
+    }
+
+    #[test]
+    fn pod_streams_go_to_the_node() {
+        let pf = parse("/api/v1/namespaces/default/pods/web/portforward");
+        assert_eq!(pf, Ok(Route::PodStream(PodStream { namespace: "default".into(), name: "web".into(), sub: "portforward" })));
+        let exec = parse("/api/v1/namespaces/default/pods/web/exec");
+        assert_eq!(exec, Ok(Route::PodStream(PodStream { namespace: "default".into(), name: "web".into(), sub: "exec" })));
     }
 }

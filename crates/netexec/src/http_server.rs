@@ -50,7 +50,8 @@ where
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            // Go's net/http answers a client that half-closed after its request; so does this.
+            let _ = hyper::server::conn::http1::Builder::new().half_close(true).serve_connection(io, svc).await;
         });
     }
 }

@@ -312,6 +312,7 @@ pub fn host_for(cfg: &Config, node_name: &str, node_ip: IpAddr, pod_cidrs: &[Str
         cluster_domain: cfg.cluster_domain.clone(),
         host_resolv_conf: "/etc/resolv.conf".into(),
         netns_prefix: cfg.netns_prefix.clone(),
+        attach: crate::attach::Registry::default(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One container's process: its command line, environment, log file, start
-//! in the sandbox's namespaces, and stop (SIGTERM to the process group, then
+//! in the sandbox's namespaces (with its stdin and output kept for `kubectl
+//! attach` when it asks for stdin or a tty), and stop (SIGTERM to the process group, then
 //! SIGKILL after the grace period).
 
 use crate::host::Host;
@@ -61,10 +62,25 @@ pub fn start(host: &Host, uid: &str, pause_pid: u32, c: &Container, env: &[(Stri
     if let Some(w) = c.working_dir.as_deref().filter(|w| !w.is_empty()) {
         cmd.arg("--workdir").arg(w);
     }
+    let (stdin, tty) = (c.stdin.unwrap_or(false), c.tty.unwrap_or(false));
+    if tty {
+        cmd.arg("--tty");
+    }
     cmd.arg("--").args(&argv);
     cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    let starting = |e: std::io::Error| StartError::Io(format!("starting {}: {e}", host.exe.display()));
+    if stdin || tty {
+        drop(err);
+        // With a tty, sandbox-exec's setsid makes the process its own group leader.
+        if !tty {
+            cmd.process_group(0);
+        }
+        return crate::attach::spawn(&host.attach, uid, &c.name, cmd, file, tty, c.stdin_once.unwrap_or(false)).map_err(starting);
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::from(err)).process_group(0);
-    cmd.spawn().map_err(|e| StartError::Io(format!("starting {}: {e}", host.exe.display())))
+    let child = cmd.spawn().map_err(starting)?;
+    host.attach.insert_logged(uid, &c.name, child.id().unwrap_or(0), log);
+    Ok(child)
 }
 
 /// Sends `signal` to the container's process group (ignoring a group already gone).

@@ -1,15 +1,14 @@
-//! `kubectl exec` over SPDY/3.1 (kubectl before 1.30, and newer ones whose
-//! websocket upgrade fails): the `v4.channel.k8s.io` stream protocol of the
-//! kubelet's remotecommand server — the client opens one stream per
-//! `streamType` (error, stdin, stdout, stderr, resize), the command starts
-//! once all it asked for are there, and the error stream ends with a
-//! metav1.Status carrying the exit code.
+//! `kubectl exec` and `kubectl attach` over SPDY/3.1 (kubectl before 1.30,
+//! and newer ones whose websocket upgrade fails): the `v4.channel.k8s.io`
+//! stream protocol of the kubelet's remotecommand server — the client opens
+//! one stream per `streamType` (error, stdin, stdout, stderr, resize), the
+//! session starts once all it asked for are there, and the error stream ends
+//! with a metav1.Status (carrying the exit code of an exec).
 
-use crate::remote_command::{self, Input, Output, Spec};
+use crate::remote_command::{self, Input, Output, Session, Starter};
 use crate::spdy::{Connection, Stream};
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use crate::server::Body;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use std::time::Duration;
 
@@ -18,47 +17,21 @@ pub const PROTOCOL: &str = "v4.channel.k8s.io";
 /// How long the client has to open the streams it asked for (kubelet's default).
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The output streams the client asked for.
+/// The streams the client asked for.
 pub struct Wanted {
+    /// `stdin=true`.
+    pub stdin: bool,
     /// `stdout=true`.
     pub stdout: bool,
     /// `stderr=true` without a tty.
     pub stderr: bool,
+    /// `tty=true` (a resize stream comes).
+    pub tty: bool,
 }
 
-type Body = BoxBody<Bytes, std::io::Error>;
-
-fn response(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|never: std::convert::Infallible| match never {}).boxed());
-    *r.status_mut() = status;
-    r
-}
-
-/// Answers the upgrade request and serves the exec on the upgraded connection.
-pub fn upgrade(mut req: Request<Incoming>, spec: Spec, wanted: Wanted) -> Response<Body> {
-    let offered: Vec<String> = req
-        .headers()
-        .get_all("x-stream-protocol-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-        .collect();
-    if !offered.iter().any(|p| p == PROTOCOL) {
-        return response(
-            StatusCode::FORBIDDEN,
-            format!("unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts [\"{PROTOCOL}\"]"),
-        );
-    }
-    tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
-        serve(Connection::start(hyper_util::rt::TokioIo::new(upgraded)), spec, wanted).await;
-    });
-    let mut r = response(StatusCode::SWITCHING_PROTOCOLS, String::new());
-    let h = r.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
-    h.insert("x-stream-protocol-version", HeaderValue::from_static(PROTOCOL));
-    r
+/// Answers the upgrade request and serves the session `start` begins on the upgraded connection.
+pub fn upgrade(req: Request<Incoming>, start: Starter, wanted: Wanted) -> Response<Body> {
+    crate::spdy::upgrade::upgrade(req, PROTOCOL, move |conn| serve(conn, start, wanted))
 }
 
 /// The streams of one exec, by type.
@@ -72,19 +45,19 @@ struct Streams {
 }
 
 impl Streams {
-    fn complete(&self, spec: &Spec, wanted: &Wanted) -> bool {
+    fn complete(&self, wanted: &Wanted) -> bool {
         self.error.is_some()
-            && (!spec.stdin || self.stdin.is_some())
+            && (!wanted.stdin || self.stdin.is_some())
             && (!wanted.stdout || self.stdout.is_some())
             && (!wanted.stderr || self.stderr.is_some())
-            && (!spec.tty || self.resize.is_some())
+            && (!wanted.tty || self.resize.is_some())
     }
 }
 
-async fn gather(conn: &mut Connection, spec: &Spec, wanted: &Wanted) -> Option<Streams> {
+async fn gather(conn: &mut Connection, wanted: &Wanted) -> Option<Streams> {
     let mut s = Streams::default();
     let collect = async {
-        while !s.complete(spec, wanted) {
+        while !s.complete(wanted) {
             let stream = conn.accept().await?;
             let slot = match stream.header("streamtype") {
                 Some("error") => &mut s.error,
@@ -105,14 +78,23 @@ async fn gather(conn: &mut Connection, spec: &Spec, wanted: &Wanted) -> Option<S
     Some(s)
 }
 
-async fn serve(mut conn: Connection, spec: Spec, wanted: Wanted) {
-    let Some(mut streams) = gather(&mut conn, &spec, &wanted).await else {
+async fn serve(mut conn: Connection, start: Starter, wanted: Wanted) {
+    let Some(mut streams) = gather(&mut conn, &wanted).await else {
         tracing::debug!("exec client did not open its streams in time");
         conn.close().await;
         return;
     };
-    let command = spec.command.clone();
-    let (in_tx, in_rx) = tokio::sync::mpsc::channel(32);
+    let (in_tx, mut out, status) = match start() {
+        Ok(Session { output, input, status }) => (input, output, status),
+        Err(status) => {
+            if let Some(e) = streams.error.take() {
+                let _ = e.writer.write(status.to_string().as_bytes()).await;
+                let _ = e.writer.close().await;
+            }
+            conn.close().await;
+            return;
+        }
+    };
     if let Some(mut s) = streams.stdin.take() {
         let tx = in_tx.clone();
         tokio::spawn(async move {
@@ -142,24 +124,19 @@ async fn serve(mut conn: Connection, spec: Spec, wanted: Wanted) {
         });
     }
     let error = streams.error.take();
-    let status = match remote_command::run(spec, in_rx) {
-        Ok((mut out, task)) => {
-            while let Some(o) = out.recv().await {
-                let (target, b) = match o {
-                    Output::Stdout(b) => (&streams.stdout, b),
-                    Output::Stderr(b) => (&streams.stderr, b),
-                };
-                if let Some(s) = target
-                    && s.writer.write(&b).await.is_err()
-                {
-                    break;
-                }
-            }
-            drop(in_tx);
-            remote_command::exit_status(&command, task.await.unwrap_or(137))
+    while let Some(o) = out.recv().await {
+        let (target, b) = match o {
+            Output::Stdout(b) => (&streams.stdout, b),
+            Output::Stderr(b) => (&streams.stderr, b),
+        };
+        if let Some(s) = target
+            && s.writer.write(&b).await.is_err()
+        {
+            break;
         }
-        Err(e) => remote_command::start_failure(&e),
-    };
+    }
+    drop(in_tx);
+    let status = status.await.unwrap_or_else(|e| remote_command::internal_error(&e.to_string()));
     if let Some(e) = error {
         let _ = e.writer.write(status.to_string().as_bytes()).await;
         let _ = e.writer.close().await;

@@ -29,6 +29,8 @@ pub struct Host {
     pub host_resolv_conf: PathBuf,
     /// A prefix for network namespace names, so agents in tests never collide.
     pub netns_prefix: String,
+    /// The running containers started with stdin or a tty (`kubectl attach`).
+    pub attach: crate::attach::Registry,
 }
 
 impl Host {

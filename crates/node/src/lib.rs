@@ -8,15 +8,18 @@
 //! world only through the Kubernetes API (list + watch), like every Portico
 //! component except the API server.
 
-pub mod cni;
 pub mod agent;
+pub mod attach;
+pub mod cni;
 pub mod container;
 pub mod dns_files;
 pub mod env_vars;
 pub mod exec_spdy;
+pub mod exec_ws;
 pub mod host;
 pub mod images;
 pub mod nsexec;
+pub mod port_forward;
 pub mod probe;
 pub mod remote_command;
 pub mod sandbox;

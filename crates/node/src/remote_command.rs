@@ -45,7 +45,7 @@ pub enum Input {
 }
 
 /// What the process wrote.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Standard output (or the terminal).
     Stdout(Bytes),
@@ -65,7 +65,31 @@ pub fn parse_resize(json: &[u8]) -> Option<Input> {
     Some(Input::Resize { width: s.width, height: s.height })
 }
 
-fn set_size(master: &OwnedFd, width: u16, height: u16) {
+/// What a stream session (an exec or an attach) serves: the output to send,
+/// where the client's input goes, and the Status its error stream ends with.
+pub struct Session {
+    /// Output for the client; ends when there is no more.
+    pub output: mpsc::Receiver<Output>,
+    /// The client's input; dropping it means the client is gone.
+    pub input: mpsc::Sender<Input>,
+    /// The final Status (exit code for an exec, Success for an attach).
+    pub status: tokio::task::JoinHandle<serde_json::Value>,
+}
+
+/// Starts a session once the client's streams are there; an error is the Status to report.
+pub type Starter = Box<dyn FnOnce() -> Result<Session, serde_json::Value> + Send>;
+
+/// An exec's session: the command runs until it exits; the client going away kills it.
+pub fn exec_session(spec: Spec) -> Result<Session, serde_json::Value> {
+    let command = spec.command.clone();
+    let (input, in_rx) = mpsc::channel(32);
+    let (output, task) = run(spec, in_rx).map_err(|e| start_failure(&e))?;
+    let status = tokio::spawn(async move { exit_status(&command, task.await.unwrap_or(137)) });
+    Ok(Session { output, input, status })
+}
+
+/// Sets a pty's window size.
+pub fn set_size(master: &OwnedFd, width: u16, height: u16) {
     let ws = rustix::termios::Winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
     if let Err(e) = rustix::termios::tcsetwinsize(master, ws) {
         tracing::debug!(error = %e, "resizing the exec terminal");
@@ -192,7 +216,12 @@ pub fn exit_status(command: &[String], code: i32) -> serde_json::Value {
 
 /// The Status for a command that could not start.
 pub fn start_failure(e: &std::io::Error) -> serde_json::Value {
-    serde_json::json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError"})
+    internal_error(&e.to_string())
+}
+
+/// An InternalError Status saying `message`.
+pub fn internal_error(message: &str) -> serde_json::Value {
+    serde_json::json!({"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError"})
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The agent's own HTTP API (the kubelet API the API server proxies to):
-//! `/containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}`
-//! (websocket `v5.channel.k8s.io`/`v4.channel.k8s.io`, or SPDY/3.1 for
-//! kubectl before 1.30) and `/healthz`.
+//! `/containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}` and
+//! `/attach/{ns}/{pod}/{container}` (websocket `v5.channel.k8s.io`/`v4.channel.k8s.io`,
+//! or SPDY/3.1 for kubectl before 1.30), `/portForward/{ns}/{pod}` (SPDY/3.1
+//! `portforward.k8s.io`) and `/healthz`.
 //! Every request but `/healthz` must carry the bearer token this agent
 //! published in its Node's annotations.
 
@@ -9,21 +10,20 @@ use crate::agent::PodIndex;
 use crate::host::Host;
 use crate::remote_command;
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
-type Body = BoxBody<Bytes, std::io::Error>;
+/// The response body of the agent's HTTP API.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
-fn full(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+/// A response of `status` with a plain-text body.
+pub fn full(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(text.into()).map_err(|never: Infallible| match never {}).boxed());
     *r.status_mut() = status;
     r
@@ -70,6 +70,11 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["containerLogs", ns, pod, container] => logs(&ctx, ns, pod, container, &query(&req)).await,
+        ["portForward", ns, pod] | ["portForward", ns, pod, _] => {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            port_forward(&ctx, req, &ns, &pod)
+        }
+        ["attach", ns, pod, container] => attach(&ctx, req, ns, pod, container),
         ["exec", ns, pod, container] => {
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
             exec(ctx, req, ns, pod, container).await
@@ -173,25 +178,41 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) 
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Channel numbers of the remote command protocol.
-mod channel {
-    pub const STDIN: u8 = 0;
-    pub const STDOUT: u8 = 1;
-    pub const STDERR: u8 = 2;
-    pub const ERROR: u8 = 3;
-    pub const RESIZE: u8 = 4;
-    pub const CLOSE: u8 = 255;
+/// The UID and sandbox record of a pod running here, or the response saying why not.
+fn sandbox(ctx: &Ctx, ns: &str, pod: &str) -> Result<(String, crate::sandbox::Record), Box<Response<Body>>> {
+    let Some(uid) = ctx.index.uid(ns, pod) else { return Err(Box::new(full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")))) };
+    let record: Option<crate::sandbox::Record> = std::fs::read(ctx.host.pod_dir(&uid).join("sandbox.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return Err(Box::new(full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")))) };
+    Ok((uid, record))
 }
 
-async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String, container: String) -> Response<Body> {
+fn port_forward(ctx: &Ctx, req: Request<Incoming>, ns: &str, pod: &str) -> Response<Body> {
+    let (uid, record) = match sandbox(ctx, ns, pod) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    let upgrade = req.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if !upgrade.starts_with("spdy/") {
+        return full(StatusCode::BAD_REQUEST, "port forwarding needs a SPDY/3.1 upgrade with protocol portforward.k8s.io");
+    }
+    // hostNetwork pods have no namespace of their own: the pause process's is the host's.
+    let netns = match record.netns.as_str() {
+        "" => std::path::PathBuf::from(format!("/proc/{}/ns/net", record.pause_pid)),
+        name => std::path::Path::new("/run/netns").join(name),
+    };
+    crate::port_forward::upgrade(req, crate::port_forward::Target { sandbox: uid, netns })
+}
+
+async fn exec(ctx: Arc<Ctx>, req: Request<Incoming>, ns: String, pod: String, container: String) -> Response<Body> {
     let q = query(&req);
     let command: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
     if command.is_empty() {
         return full(StatusCode::BAD_REQUEST, "you must specify at least one command for the container");
     }
-    let Some(uid) = ctx.index.uid(&ns, &pod) else { return full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
-    let record: Option<crate::sandbox::Record> = std::fs::read(ctx.host.pod_dir(&uid).join("sandbox.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(record) = record.filter(|r| r.pause_pid > 0) else { return full(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")) };
+    let (uid, record) = match sandbox(&ctx, &ns, &pod) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
     let env: Vec<(String, String)> = std::fs::read(ctx.host.pod_dir(&uid).join("env").join(format!("{container}.json")))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -199,107 +220,38 @@ async fn exec(ctx: Arc<Ctx>, mut req: Request<Incoming>, ns: String, pod: String
     if env.is_empty() {
         return full(StatusCode::BAD_REQUEST, format!("container {container} is not valid for pod {pod}"));
     }
-    let (stdin, stdout, stderr, tty) = (truthy(&q, "stdin"), truthy(&q, "stdout"), truthy(&q, "stderr"), truthy(&q, "tty"));
-    let spec = remote_command::Spec { exe: ctx.host.exe.clone(), pause: record.pause_pid, env, command, stdin, tty };
+    let wanted = wanted(&q);
+    let spec = remote_command::Spec { exe: ctx.host.exe.clone(), pause: record.pause_pid, env, command, stdin: wanted.stdin, tty: wanted.tty };
+    serve_session(req, Box::new(move || remote_command::exec_session(spec)), wanted)
+}
+
+/// `kubectl attach` (and `kubectl run -i/-it`): a session on a running
+/// container's own stdin and output.
+fn attach(ctx: &Ctx, req: Request<Incoming>, ns: &str, pod: &str, container: &str) -> Response<Body> {
+    let q = query(&req);
+    let Some(uid) = ctx.index.uid(ns, pod) else { return full(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
+    let target = match ctx.host.attach.get(&uid, container, pod) {
+        Ok(a) => a,
+        Err(e) => return full(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let wanted = wanted(&q);
+    let stdin = wanted.stdin;
+    serve_session(req, Box::new(move || Ok(target.session(stdin))), wanted)
+}
+
+/// The streams a remote command request asks for (`stderr` is merged into the terminal with `tty`).
+fn wanted(q: &[(String, String)]) -> crate::exec_spdy::Wanted {
+    let tty = truthy(q, "tty");
+    crate::exec_spdy::Wanted { stdin: truthy(q, "stdin"), stdout: truthy(q, "stdout"), stderr: truthy(q, "stderr") && !tty, tty }
+}
+
+/// Serves a session over the transport the client asked for: SPDY/3.1 or a websocket.
+fn serve_session(req: Request<Incoming>, start: remote_command::Starter, wanted: crate::exec_spdy::Wanted) -> Response<Body> {
     let upgrade = req.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if upgrade.starts_with("spdy/") {
-        return crate::exec_spdy::upgrade(req, spec, crate::exec_spdy::Wanted { stdout, stderr: stderr && !tty });
+        return crate::exec_spdy::upgrade(req, start, wanted);
     }
-    let protocols: Vec<String> = req
-        .headers()
-        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-        .collect();
-    let Some(protocol) = ["v5.channel.k8s.io", "v4.channel.k8s.io"].into_iter().find(|p| protocols.iter().any(|x| x == p)) else {
-        return full(StatusCode::BAD_REQUEST, "exec needs a websocket upgrade with subprotocol v5.channel.k8s.io or v4.channel.k8s.io, or SPDY/3.1");
-    };
-    let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).and_then(|k| k.to_str().ok()).map(str::to_owned) else {
-        return full(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
-    };
-    let v5 = protocol.starts_with("v5");
-    tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(upgraded), Role::Server, None).await;
-        run_exec(ws, spec, stdout, stderr, v5).await;
-    });
-    let mut r = full(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
-    let h = r.headers_mut();
-    h.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
-    h.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
-    if let Ok(v) = http::HeaderValue::from_str(&tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())) {
-        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    h.insert(http::header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static(protocol));
-    r
-}
-
-async fn run_exec<S>(ws: tokio_tungstenite::WebSocketStream<S>, spec: remote_command::Spec, stdout: bool, stderr: bool, v5: bool)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sink, mut source) = ws.split();
-    let command = spec.command.clone();
-    let (in_tx, in_rx) = tokio::sync::mpsc::channel(32);
-    let (mut out_rx, task) = match remote_command::run(spec, in_rx) {
-        Ok(r) => r,
-        Err(e) => {
-            let mut m = vec![channel::ERROR];
-            m.extend_from_slice(remote_command::start_failure(&e).to_string().as_bytes());
-            let _ = sink.send(Message::binary(m)).await;
-            let _ = sink.send(normal_close()).await;
-            let _ = sink.close().await;
-            return;
-        }
-    };
-    let mut in_tx = Some(in_tx);
-    loop {
-        tokio::select! {
-            msg = out_rx.recv() => match msg {
-                Some(remote_command::Output::Stdout(b)) if stdout => {
-                    let mut m = vec![channel::STDOUT];
-                    m.extend_from_slice(&b);
-                    if sink.send(Message::binary(m)).await.is_err() { break; }
-                }
-                Some(remote_command::Output::Stderr(b)) if stderr => {
-                    let mut m = vec![channel::STDERR];
-                    m.extend_from_slice(&b);
-                    if sink.send(Message::binary(m)).await.is_err() { break; }
-                }
-                Some(_) => {}
-                None => break,
-            },
-            incoming = source.next(), if in_tx.is_some() => match incoming {
-                Some(Ok(Message::Binary(data))) => {
-                    let input = match data.first().copied() {
-                        Some(channel::STDIN) => Some(remote_command::Input::Stdin(data.slice(1..))),
-                        Some(channel::RESIZE) => remote_command::parse_resize(&data[1..]),
-                        Some(channel::CLOSE) if v5 && data.get(1) == Some(&channel::STDIN) => Some(remote_command::Input::StdinEnd),
-                        _ => None,
-                    };
-                    if let (Some(i), Some(tx)) = (input, in_tx.as_ref()) {
-                        let _ = tx.send(i).await;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { in_tx = None; }
-                _ => {}
-            },
-        }
-    }
-    let code = task.await.unwrap_or(137);
-    drop(in_tx);
-    let mut m = vec![channel::ERROR];
-    m.extend_from_slice(remote_command::exit_status(&command, code).to_string().as_bytes());
-    let _ = sink.send(Message::binary(m)).await;
-    let _ = sink.send(normal_close()).await;
-    let _ = sink.close().await;
-}
-
-/// A close frame with status 1000: the client reads it as the end of every stream.
-fn normal_close() -> Message {
-    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
-    Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
+    crate::exec_ws::upgrade(req, start, wanted)
 }
 
 #[cfg(test)]

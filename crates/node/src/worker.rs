@@ -353,8 +353,10 @@ impl Worker {
                     c.ready = false;
                     c.started = spec.startup_probe.is_none();
                     let (name, generation, tx) = (spec.name.clone(), c.generation, self.events_tx.clone());
+                    let (host, uid) = (self.s.host.clone(), uid.clone());
                     tokio::spawn(async move {
                         let status = child.wait().await;
+                        host.attach.exited(&uid, &name, pid);
                         use std::os::unix::process::ExitStatusExt;
                         let (code, signal) = match status {
                             Ok(s) => (s.code(), s.signal()),
@@ -524,6 +526,7 @@ impl Worker {
             sandbox::destroy(&self.s.host, sb).await;
         }
         let _ = std::fs::remove_dir_all(self.s.host.pod_dir(&self.uid()));
+        self.s.host.attach.remove_pod(&self.uid());
         if !self.gone {
             let api: Api<Pod> = Api::namespaced(self.s.client.clone(), &self.namespace());
             let dp = DeleteParams { grace_period_seconds: Some(0), preconditions: Some(Preconditions { uid: Some(self.uid()), resource_version: None }), ..Default::default() };

@@ -21,6 +21,8 @@ pub const RST_STREAM: u16 = 3;
 pub const PING: u16 = 6;
 /// GOAWAY: the peer stops opening streams.
 pub const GOAWAY: u16 = 7;
+/// The RST_STREAM status of a stream the sender gives up on.
+pub const CANCEL: u32 = 5;
 /// The FIN flag of data frames and SYN frames: the sender's half is done.
 pub const FLAG_FIN: u8 = 0x01;
 /// The largest payload one frame carries (24-bit length).

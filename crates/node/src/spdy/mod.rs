@@ -5,6 +5,7 @@
 //! enforced, as spdystream does not enforce them either.
 
 pub mod frame;
+pub mod upgrade;
 
 use bytes::Bytes;
 use frame::{Deflater, FrameError, Head, Inflater};
@@ -69,6 +70,11 @@ impl StreamWriter {
     /// Ends the server's half of the stream (an empty data frame with FIN).
     pub async fn close(&self) -> Result<(), Closed> {
         self.out.send(Out::Frame(frame::data(self.id, true, &[]))).await.map_err(|_| Closed)
+    }
+
+    /// Aborts the stream in both directions (RST_STREAM, status CANCEL).
+    pub async fn reset(&self) -> Result<(), Closed> {
+        self.out.send(Out::Frame(frame::rst_stream(self.id, frame::CANCEL))).await.map_err(|_| Closed)
     }
 }
 
