@@ -276,7 +276,7 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
         script.push_str(&format!("add element ip {t} hairpin {{ {} }}\n", add.join(", ")));
     }
     if !script.is_empty() {
-        nft::apply::apply(&script)?;
+        nft::apply::apply_incremental(&script)?;
     }
     // The slots freed above are out of the kernel now; later syncs may reuse them.
     prog.slots.settle();
