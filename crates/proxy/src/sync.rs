@@ -1,8 +1,10 @@
 //! The sync loop: Service and EndpointSlice watches feed a small world
 //! model; changed Services are marked dirty; after a short minimum interval
 //! the dirty Services are re-derived, re-rendered and diffed against what is
-//! in the kernel, and the difference goes to `nft` as one transaction. A full
-//! resync runs at start and periodically, and after any failed transaction.
+//! in the kernel, and the difference goes to the kernel as one transaction
+//! (a netlink batch; `nft -f` when a statement is outside the netlink
+//! compiler's grammar). A full resync (`nft -f`) runs at start and
+//! periodically, and after any failed transaction.
 
 use crate::metrics::Metrics;
 use crate::nft::plan::{self, State};

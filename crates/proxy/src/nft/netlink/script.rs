@@ -15,6 +15,10 @@ use std::net::Ipv4Addr;
 const NFPROTO_IPV4: u8 = 2;
 /// Elements per NEWSETELEM message (a nested attribute holds at most 64 KiB).
 const ELEMS_PER_MSG: usize = 256;
+/// Largest batch sent over netlink: every message gets its own answer in the
+/// socket's receive queue; bigger transactions (a re-list touching most
+/// Services) go through nft, whose cache cost is small next to theirs.
+const MAX_MSGS: usize = 20_000;
 
 /// Set flags (`NFT_SET_*`).
 const SET_ANONYMOUS: u32 = 0x1;
@@ -320,6 +324,9 @@ pub(super) fn compile(script: &str) -> Result<Transaction, Unsupported> {
     let mut b = Builder { msgs: Vec::new(), statements: Vec::new(), next_set_id: 0 };
     for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
         b.statement(line)?;
+        if b.msgs.len() > MAX_MSGS {
+            return Err(Unsupported(format!("more than {MAX_MSGS} messages")));
+        }
     }
     Ok(Transaction { msgs: b.msgs, statements: b.statements })
 }
@@ -355,5 +362,7 @@ mod tests {
         let elems: Vec<String> = (0..600).map(|i| format!("{i} : 10.244.0.2 . 8080")).collect();
         let tx = compile(&format!("add element ip portico endpoint-slots-3 {{ {} }}\n", elems.join(", "))).expect("compiles");
         assert_eq!(tx.msgs.len(), 3);
+        let chains: String = (0..MAX_MSGS + 1).map(|i| format!("add chain ip portico c{i}\n")).collect();
+        assert!(compile(&chains).is_err(), "a huge transaction goes through nft");
     }
 }
