@@ -163,10 +163,10 @@ impl Builder {
                 if let Some(vmap) = compiled.vmap.take() {
                     let id = self.anon_vmap(table, &vmap, line);
                     for e in &mut compiled.exprs {
-                        if let super::expr::Expr::Lookup { set, set_id, .. } = e {
-                            if set == "__map%d" {
-                                *set_id = Some(id);
-                            }
+                        if let super::expr::Expr::Lookup { set, set_id, .. } = e
+                            && set == "__map%d"
+                        {
+                            *set_id = Some(id);
                         }
                     }
                 }
