@@ -11,7 +11,8 @@
 //! Measures, in throwaway network namespaces (run as root):
 //! - (c) full sync of S Services × 10 endpoints (one `nft -f` transaction);
 //! - (b) one new Service programmed with S present: Portico's incremental
-//!   diff vs re-applying the whole ruleset (what iptables-restore-style
+//!   diff (one netlink batch, as the sync loop sends it; the peer's through
+//!   `nft -f`) vs re-applying the whole ruleset (what iptables-restore-style
 //!   proxies do on every change);
 //! - (a)/(d) TCP connect + request/response latency through a ClusterIP vs
 //!   straight to the pod IP, with 1k and 30k Services present, and bulk
@@ -19,6 +20,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use portico_proxy::nft::apply::{self, Path};
 use portico_proxy::nft::plan::{self, State};
 use portico_proxy::nft::ruleset::{self, NodeConfig};
 use portico_proxy::nft::slots::Slots;
@@ -108,6 +110,20 @@ fn nft_in(ns: &str, script: &str) -> anyhow::Result<Duration> {
     let _ = std::fs::remove_file(&path);
     anyhow::ensure!(out.status.success(), "nft failed: {}", String::from_utf8_lossy(&out.stderr).lines().take(3).collect::<Vec<_>>().join(" | "));
     Ok(took)
+}
+
+/// Applies an incremental script as the proxy's sync loop does, from a
+/// thread inside `ns`; returns the path taken and the time it took.
+fn incremental_in(ns: &str, script: String) -> anyhow::Result<(Path, Duration)> {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || -> anyhow::Result<(Path, Duration)> {
+        enter(&ns)?;
+        let t = Instant::now();
+        let path = apply::apply_incremental(&script)?;
+        Ok((path, t.elapsed()))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("apply thread panicked"))?
 }
 
 fn enter(ns: &str) -> anyhow::Result<()> {
@@ -260,13 +276,21 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             // (b) one new Service with n present.
             let mut one = Vec::new();
             let mut whole = Vec::new();
+            let mut via_netlink = 0;
             for k in 0..args.new_services.max(1) {
                 let mut extra = port(n + 1 + k, args.endpoints);
                 extra.key = format!("bench/new-{k}/tcp/http");
                 let t = Instant::now();
                 let r = render(&extra);
                 let diff = plan::diff(&cfg, &State::default(), &State::from_rendered([&r]));
-                let d = t.elapsed() + nft_in(node, &diff)?;
+                let d = if kube {
+                    t.elapsed() + nft_in(node, &diff)?
+                } else {
+                    // What the sync loop does: netlink when every statement compiles, else nft.
+                    let (path, took) = incremental_in(node, diff)?;
+                    via_netlink += usize::from(path == Path::Netlink);
+                    t.elapsed() + took
+                };
                 one.push(d);
                 if k == 0 {
                     // The peer's way: the whole ruleset again with the new Service in it.
@@ -281,11 +305,12 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             whole.sort();
             let q = |f: f64| one[((one.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e3;
             println!(
-                "  (b) {label:<17} one new Service live: incremental p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} Services); full re-apply {:.0} ms",
+                "  (b) {label:<17} one new Service live: incremental p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} Services{}); full re-apply {:.0} ms",
                 q(0.5),
                 q(0.99),
                 q(1.0),
                 one.len(),
+                if kube { ", nft -f".to_owned() } else { format!(", {via_netlink} via netlink") },
                 whole[0].as_secs_f64() * 1e3
             );
             // (a)/(d): the measured Service on top.

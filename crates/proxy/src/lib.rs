@@ -2,8 +2,9 @@
 //! nftables. Services and EndpointSlices (watched through the API, like any
 //! client) become a ServiceMap (`servicemap`, pure), the ServiceMap becomes
 //! nftables objects (`nft::ruleset`, pure), and the difference to what is in
-//! the kernel goes to `nft` as one atomic transaction (`nft::plan`,
-//! `nft::apply`). Rules stay in place when the proxy stops, so traffic keeps
+//! the kernel goes in as one atomic transaction (`nft::plan`, `nft::apply`:
+//! `nft -f` for full syncs, a netlink batch for incremental ones,
+//! `nft::netlink`). Rules stay in place when the proxy stops, so traffic keeps
 //! flowing through a restart; `cleanup` removes them.
 
 pub mod conntrack;

@@ -1,10 +1,13 @@
 //! The sync loop: Service and EndpointSlice watches feed a small world
 //! model; changed Services are marked dirty; after a short minimum interval
 //! the dirty Services are re-derived, re-rendered and diffed against what is
-//! in the kernel, and the difference goes to `nft` as one transaction. A full
-//! resync runs at start and periodically, and after any failed transaction.
-//! Each IP family has its own table and its own view of the kernel; the IPv6
-//! table exists only while the node has IPv6 and some Service needs it.
+//! in the kernel, and the difference goes to the kernel as one transaction
+//! (a netlink batch; `nft -f` when a statement is outside the netlink
+//! compiler's grammar, such as anything in the ip6 table). A full resync
+//! (`nft -f`) runs at start and periodically, and after any failed
+//! transaction. Each IP family has its own table and its own view of the
+//! kernel; the IPv6 table exists only while the node has IPv6 and some
+//! Service needs it.
 
 use crate::metrics::Metrics;
 use crate::nft::plan::{self, State};
@@ -316,7 +319,7 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
         script.push_str(&format!("add element {t} hairpin {{ {} }}\n", add.join(", ")));
     }
     if !script.is_empty() {
-        nft::apply::apply(&script)?;
+        nft::apply::apply_incremental(&script)?;
     }
     // The slots freed above are out of the kernel now; later syncs may reuse them.
     prog.slots.settle();

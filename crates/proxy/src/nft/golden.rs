@@ -8,7 +8,7 @@ use super::slots::Slots;
 use crate::servicemap::{self, Family};
 use serde_json::json;
 
-fn node() -> NodeConfig {
+pub(crate) fn node() -> NodeConfig {
     NodeConfig { table: "portico".into(), family: Family::V4, cluster_cidr: Some("10.244.0.0/16".into()) }
 }
 
@@ -16,7 +16,7 @@ fn node6() -> NodeConfig {
     NodeConfig { table: "portico".into(), family: Family::V6, cluster_cidr: Some("fd00:10:244::/56".into()) }
 }
 
-fn slice(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
+pub(crate) fn slice(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
     json!({"metadata": {"name": format!("{svc}-abc"), "namespace": ns, "labels": {"kubernetes.io/service-name": svc}}, "addressType": "IPv4", "ports": [port], "endpoints": eps})
 }
 
@@ -50,7 +50,7 @@ fn check(name: &str, got: &str) {
 
 const TWO: &str = r#"[{"addresses": ["10.244.0.2"], "nodeName": "node-1"}, {"addresses": ["10.244.1.3"], "nodeName": "node-2"}]"#;
 
-fn two() -> serde_json::Value {
+pub(crate) fn two() -> serde_json::Value {
     serde_json::from_str(TWO).expect("eps")
 }
 

@@ -2,9 +2,11 @@
 //! objects (`ruleset`), a planner that turns the difference between what is
 //! in the kernel and what should be into one `nft -f` transaction (`plan`),
 //! the allocator of endpoint slots in the shared maps (`slots`), and the thin
-//! edge that runs `nft` (`apply`).
+//! edges that run `nft` (`apply`) or send incremental transactions to the
+//! kernel over netlink (`netlink`).
 
 pub mod apply;
+pub mod netlink;
 pub mod plan;
 pub mod ruleset;
 pub mod slots;

@@ -1,0 +1,356 @@
+//! Rule compilation: the rule texts `ruleset` renders, parsed by a small
+//! grammar of exactly those statements and turned into the expressions nft
+//! generates for them (checked against `nft --debug=netlink` and, in the
+//! tests, against nft's own listing of what we loaded). Anything outside the
+//! grammar is [`Unsupported`] and the transaction goes through nft.
+
+use super::Unsupported;
+use super::expr::*;
+use std::net::Ipv4Addr;
+
+/// An anonymous verdict map a rule looks up (`... vmap { 0 : goto a, ... }`):
+/// created in the same batch, before the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AnonVmap {
+    /// Integer key (host byte order, as `numgen` and `jhash` produce) → verdict.
+    pub(super) entries: Vec<(u32, Verdict)>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Compiled {
+    /// Its expressions, in order.
+    pub(super) exprs: Vec<Expr>,
+    /// The anonymous map its last lookup uses, if any (the lookup's `set_id`
+    /// is filled in by the batch builder).
+    pub(super) vmap: Option<AnonVmap>,
+}
+
+struct Tokens<'a> {
+    toks: Vec<&'a str>,
+    at: usize,
+    text: &'a str,
+}
+
+impl<'a> Tokens<'a> {
+    fn peek(&self) -> Option<&'a str> {
+        self.toks.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Result<&'a str, Unsupported> {
+        let t = self.peek().ok_or_else(|| self.unsupported("ends early"))?;
+        self.at += 1;
+        Ok(t)
+    }
+
+    fn expect(&mut self, word: &str) -> Result<(), Unsupported> {
+        match self.next()? {
+            t if t == word => Ok(()),
+            t => Err(self.unsupported(&format!("expected `{word}`, found `{t}`"))),
+        }
+    }
+
+    fn number(&mut self) -> Result<u32, Unsupported> {
+        let t = self.next()?;
+        t.parse().map_err(|_| self.unsupported(&format!("`{t}` is not a number")))
+    }
+
+    fn unsupported(&self, why: &str) -> Unsupported {
+        Unsupported(format!("rule `{}`: {why}", self.text))
+    }
+}
+
+/// `ip daddr` / `ip saddr` offsets in the IPv4 header.
+fn ip_field(t: &mut Tokens<'_>) -> Result<u32, Unsupported> {
+    match t.next()? {
+        "saddr" => Ok(12),
+        "daddr" => Ok(16),
+        other => Err(t.unsupported(&format!("ip field `{other}`"))),
+    }
+}
+
+/// `ADDR` or `ADDR/PLEN`, compared as nft does: a byte-aligned prefix loads
+/// and compares only its bytes, any other one is masked with `bitwise`.
+fn ip_compare(t: &mut Tokens<'_>, offset: u32, op: CmpOp, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
+    let text = t.next()?;
+    let (addr, plen) = match text.split_once('/') {
+        Some((a, p)) => (a, p.parse::<u32>().map_err(|_| t.unsupported(&format!("prefix `{text}`")))?),
+        None => (text, 32),
+    };
+    let addr: Ipv4Addr = addr.parse().map_err(|_| t.unsupported(&format!("address `{text}`")))?;
+    if plen > 32 {
+        return Err(t.unsupported(&format!("prefix `{text}`")));
+    }
+    let octets = addr.octets();
+    if plen > 0 && plen % 8 == 0 {
+        let len = plen / 8;
+        out.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len });
+        out.push(Expr::Cmp { sreg: REG_1, op, data: octets[..len as usize].to_vec() });
+    } else {
+        let mask = u32::MAX.checked_shl(32 - plen).unwrap_or(0).to_be_bytes();
+        let net: Vec<u8> = octets.iter().zip(mask).map(|(a, m)| a & m).collect();
+        out.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len: 4 });
+        out.push(Expr::Bitwise { sreg: REG_1, dreg: REG_1, mask: mask.to_vec(), xor: vec![0; 4] });
+        out.push(Expr::Cmp { sreg: REG_1, op, data: net });
+    }
+    Ok(())
+}
+
+/// IP protocol numbers of the names the renderer uses.
+pub(super) fn proto_number(name: &str) -> Option<u8> {
+    match name {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        "sctp" => Some(132),
+        _ => None,
+    }
+}
+
+/// `numgen random|inc` or `jhash ip saddr` followed by `mod N [offset B]`,
+/// leaving the result in reg 1.
+fn generator(t: &mut Tokens<'_>, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
+    enum Gen {
+        Numgen(bool),
+        Jhash,
+    }
+    let g = match t.next()? {
+        "numgen" => match t.next()? {
+            "random" => Gen::Numgen(true),
+            "inc" => Gen::Numgen(false),
+            other => return Err(t.unsupported(&format!("numgen `{other}`"))),
+        },
+        "jhash" => {
+            t.expect("ip")?;
+            t.expect("saddr")?;
+            Gen::Jhash
+        }
+        other => return Err(t.unsupported(&format!("`{other}`"))),
+    };
+    t.expect("mod")?;
+    let modulus = t.number()?;
+    let offset = if t.peek() == Some("offset") {
+        t.next()?;
+        t.number()?
+    } else {
+        0
+    };
+    match g {
+        Gen::Numgen(random) => out.push(Expr::Numgen { dreg: REG_1, modulus, random, offset }),
+        Gen::Jhash => {
+            out.push(Expr::Payload { dreg: REG_2, base: BASE_NETWORK, offset: 12, len: 4 });
+            out.push(Expr::Jhash { sreg: REG_2, dreg: REG_1, len: 4, modulus, offset });
+        }
+    }
+    Ok(())
+}
+
+/// `jump X`, `goto X`, `drop`, `accept`, `return`.
+pub(super) fn verdict(word: &str, chain: Option<&str>) -> Option<Verdict> {
+    let code = match word {
+        "jump" => VERDICT_JUMP,
+        "goto" => VERDICT_GOTO,
+        "drop" => VERDICT_DROP,
+        "accept" => VERDICT_ACCEPT,
+        "return" => VERDICT_RETURN,
+        _ => return None,
+    };
+    let needs_chain = code == VERDICT_JUMP || code == VERDICT_GOTO;
+    match (needs_chain, chain) {
+        (true, Some(c)) => Some(Verdict { code, chain: Some(c.to_owned()) }),
+        (false, None) => Some(Verdict { code, chain: None }),
+        _ => None,
+    }
+}
+
+fn set_name<'a>(t: &mut Tokens<'a>) -> Result<&'a str, Unsupported> {
+    let tok = t.next()?;
+    tok.strip_prefix('@').filter(|s| !s.is_empty()).ok_or_else(|| t.unsupported(&format!("`{tok}` is not a named set")))
+}
+
+/// Compiles one rule of an `ip` table.
+pub(super) fn compile(text: &str) -> Result<Compiled, Unsupported> {
+    let mut t = Tokens { toks: text.split_whitespace().collect(), at: 0, text };
+    let mut exprs = Vec::new();
+    let mut vmap = None;
+    while let Some(word) = t.peek() {
+        match word {
+            "ip" => {
+                t.next()?;
+                let offset = ip_field(&mut t)?;
+                match t.peek() {
+                    Some("!=") => {
+                        t.next()?;
+                        ip_compare(&mut t, offset, CmpOp::Neq, &mut exprs)?;
+                    }
+                    Some(s) if s.starts_with('@') => {
+                        let set = set_name(&mut t)?.to_owned();
+                        exprs.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len: 4 });
+                        exprs.push(Expr::Lookup { set, set_id: None, sreg: REG_1, dreg: None });
+                    }
+                    _ => ip_compare(&mut t, offset, CmpOp::Eq, &mut exprs)?,
+                }
+            }
+            "meta" => {
+                t.next()?;
+                t.expect("l4proto")?;
+                let name = t.next()?;
+                let p = proto_number(name).ok_or_else(|| t.unsupported(&format!("protocol `{name}`")))?;
+                exprs.push(Expr::Meta { key: META_L4PROTO, dreg: REG_1 });
+                exprs.push(Expr::Cmp { sreg: REG_1, op: CmpOp::Eq, data: vec![p] });
+            }
+            "fib" => {
+                t.next()?;
+                t.expect("saddr")?;
+                t.expect("type")?;
+                t.expect("local")?;
+                exprs.push(Expr::Fib { flags: FIB_F_SADDR, result: FIB_RESULT_ADDRTYPE, dreg: REG_1 });
+                // RTN_LOCAL, a host-order u32.
+                exprs.push(Expr::Cmp { sreg: REG_1, op: CmpOp::Eq, data: 2u32.to_ne_bytes().to_vec() });
+            }
+            "dnat" => {
+                t.next()?;
+                t.expect("ip")?;
+                t.expect("to")?;
+                dnat(&mut t, &mut exprs)?;
+                break;
+            }
+            "update" => {
+                t.next()?;
+                let set = set_name(&mut t)?.to_owned();
+                for w in ["{", "ip", "saddr", "}"] {
+                    t.expect(w)?;
+                }
+                exprs.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset: 12, len: 4 });
+                exprs.push(Expr::DynsetUpdate { set, sreg: REG_1 });
+                break;
+            }
+            "numgen" | "jhash" => {
+                generator(&mut t, &mut exprs)?;
+                t.expect("vmap")?;
+                vmap = Some(anon_vmap(&mut t)?);
+                exprs.push(Expr::Lookup { set: "__map%d".into(), set_id: None, sreg: REG_1, dreg: Some(REG_VERDICT) });
+                break;
+            }
+            w => {
+                t.next()?;
+                let chain = if matches!(w, "jump" | "goto") { Some(t.next()?) } else { None };
+                let v = verdict(w, chain).ok_or_else(|| t.unsupported(&format!("`{w}`")))?;
+                exprs.push(Expr::Immediate { dreg: REG_VERDICT, data: Data::Verdict(v) });
+                break;
+            }
+        }
+    }
+    if let Some(rest) = t.peek() {
+        return Err(t.unsupported(&format!("`{rest}` after the verdict")));
+    }
+    if !matches!(exprs.last(), Some(Expr::Immediate { dreg: REG_VERDICT, .. } | Expr::Dnat { .. } | Expr::DynsetUpdate { .. } | Expr::Lookup { dreg: Some(REG_VERDICT), .. })) {
+        return Err(t.unsupported("no statement at the end"));
+    }
+    Ok(Compiled { exprs, vmap })
+}
+
+/// `ADDR:PORT` or `GEN mod N offset B map @MAP` (the map's value is `ip . port`).
+fn dnat(t: &mut Tokens<'_>, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
+    let first = t.peek().ok_or_else(|| t.unsupported("dnat without a target"))?;
+    if let Some((a, p)) = first.split_once(':') {
+        t.next()?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| t.unsupported(&format!("address `{first}`")))?;
+        let port: u16 = p.parse().map_err(|_| t.unsupported(&format!("port `{first}`")))?;
+        out.push(Expr::Immediate { dreg: REG_1, data: Data::Value(addr.octets().to_vec()) });
+        out.push(Expr::Immediate { dreg: REG_2, data: Data::Value(port.to_be_bytes().to_vec()) });
+        out.push(Expr::Dnat { family: 2, addr: REG_1, proto: REG_2, flags: Some(NAT_PROTO_SPECIFIED) });
+        return Ok(());
+    }
+    generator(t, out)?;
+    t.expect("map")?;
+    let set = set_name(t)?.to_owned();
+    out.push(Expr::Lookup { set, set_id: None, sreg: REG_1, dreg: Some(REG_1) });
+    out.push(Expr::Dnat { family: 2, addr: REG_1, proto: REG32_01, flags: None });
+    Ok(())
+}
+
+/// `{ 0 : goto a, 1 : goto b }`.
+fn anon_vmap(t: &mut Tokens<'_>) -> Result<AnonVmap, Unsupported> {
+    t.expect("{")?;
+    let mut entries = Vec::new();
+    loop {
+        let key = t.next()?;
+        let key: u32 = key.parse().map_err(|_| t.unsupported(&format!("vmap key `{key}`")))?;
+        t.expect(":")?;
+        let word = t.next()?;
+        let chain = t.next()?;
+        let (chain, more) = match chain.strip_suffix(',') {
+            Some(c) => (c, true),
+            None => (chain, false),
+        };
+        let v = verdict(word, Some(chain)).ok_or_else(|| t.unsupported(&format!("vmap verdict `{word}`")))?;
+        entries.push((key, v));
+        if !more {
+            break;
+        }
+    }
+    t.expect("}")?;
+    Ok(AnonVmap { entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_on_byte_boundaries_compares_only_its_bytes() {
+        let c = compile("ip daddr 10.96.0.5 ip saddr != 10.244.0.0/16 jump mark-for-masquerade").expect("compiles");
+        assert_eq!(
+            c.exprs,
+            vec![
+                Expr::Payload { dreg: 1, base: 1, offset: 16, len: 4 },
+                Expr::Cmp { sreg: 1, op: CmpOp::Eq, data: vec![10, 96, 0, 5] },
+                Expr::Payload { dreg: 1, base: 1, offset: 12, len: 2 },
+                Expr::Cmp { sreg: 1, op: CmpOp::Neq, data: vec![10, 244] },
+                Expr::Immediate { dreg: 0, data: Data::Verdict(Verdict { code: VERDICT_JUMP, chain: Some("mark-for-masquerade".into()) }) },
+            ]
+        );
+    }
+
+    #[test]
+    fn other_prefixes_are_masked() {
+        let c = compile("ip saddr 10.240.0.0/12 drop").expect("compiles");
+        assert_eq!(c.exprs[1], Expr::Bitwise { sreg: 1, dreg: 1, mask: vec![255, 240, 0, 0], xor: vec![0; 4] });
+        assert_eq!(c.exprs[2], Expr::Cmp { sreg: 1, op: CmpOp::Eq, data: vec![10, 240, 0, 0] });
+    }
+
+    #[test]
+    fn a_slot_map_dnat_puts_the_port_in_the_second_word() {
+        let c = compile("meta l4proto udp dnat ip to jhash ip saddr mod 3 offset 5 map @endpoint-slots-0").expect("compiles");
+        assert_eq!(
+            &c.exprs[2..],
+            &[
+                Expr::Payload { dreg: 2, base: 1, offset: 12, len: 4 },
+                Expr::Jhash { sreg: 2, dreg: 1, len: 4, modulus: 3, offset: 5 },
+                Expr::Lookup { set: "endpoint-slots-0".into(), set_id: None, sreg: 1, dreg: Some(1) },
+                Expr::Dnat { family: 2, addr: 1, proto: 9, flags: None },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_anonymous_vmap_is_collected() {
+        let c = compile("numgen random mod 2 vmap { 0 : goto a, 1 : goto b }").expect("compiles");
+        assert_eq!(c.vmap.map(|v| v.entries.len()), Some(2));
+    }
+
+    #[test]
+    fn statements_outside_the_grammar_are_unsupported() {
+        for rule in [
+            "meta l4proto tcp reject with tcp reset",
+            "ip daddr . meta l4proto . th dport vmap @service-ips",
+            "ip saddr 10.0.0.0/33 drop",
+            "masquerade fully-random",
+            "jump a b",
+            "ip daddr 10.0.0.1",
+            "counter drop",
+        ] {
+            assert!(compile(rule).is_err(), "{rule} should fall back to nft");
+        }
+    }
+}

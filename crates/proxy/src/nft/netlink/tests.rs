@@ -1,0 +1,240 @@
+//! The netlink path against nft as the oracle: every plan is loaded through
+//! `nft -f` in one network namespace and through netlink in another, and
+//! nft's listings of the two tables must be identical (nft decoding our
+//! bytes). Needs root, like the end-to-end tests.
+
+use super::{NetlinkError, compile};
+use crate::nft::apply::{self, Path};
+use crate::nft::golden::{node, slice, two};
+use crate::nft::plan::{self, State};
+use crate::nft::ruleset;
+use crate::nft::slots::Slots;
+use crate::servicemap;
+use serde_json::json;
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A throwaway network namespace, deleted on drop (also when a test fails).
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Self {
+        let name = format!("portico-e2e-{}-nl{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let out = Command::new("ip").args(["netns", "add", &name]).output().expect("running ip");
+        assert!(out.status.success(), "ip netns add failed (these tests need root): {}", String::from_utf8_lossy(&out.stderr));
+        Netns(name)
+    }
+
+    fn nft(&self, script: &str) -> Result<(), String> {
+        let path = std::env::temp_dir().join(format!("{}.nft", self.0));
+        std::fs::write(&path, script).expect("write script");
+        let out = Command::new("timeout").args(["20", "ip", "netns", "exec", &self.0, "nft", "-f"]).arg(&path).output().expect("running nft");
+        let _ = std::fs::remove_file(&path);
+        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+    }
+
+    fn list(&self) -> String {
+        let out = Command::new("timeout").args(["20", "ip", "netns", "exec", &self.0, "nft", "list", "table", "ip", "portico"]).output().expect("running nft");
+        assert!(out.status.success(), "nft list: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread that entered this namespace (sockets it opens live there).
+    fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("open netns");
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("thread in the namespace")
+    }
+
+    fn netlink(&self, script: &str) -> Result<(), NetlinkError> {
+        let tx = compile(script).unwrap_or_else(|e| panic!("{e}"));
+        self.inside(move || tx.apply())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Shard maps created with the base table by [`pair`].
+const PRESENT_SHARDS: u32 = 4;
+
+/// Two namespaces holding the base table and the first shard maps, loaded by nft.
+///
+/// The shard maps exist up front because nft 1.0.6 refuses a run that
+/// defines a shard map (`... : ip daddr . tcp dport`) and whose first rule
+/// using it is a UDP or SCTP rule ("conflicting protocols specified: udp vs.
+/// tcp"); with the maps in the kernel, nft evaluates them from its cache and
+/// accepts. The netlink side gets the unfiltered plans.
+fn pair() -> (Netns, Netns) {
+    let mut base = plan::full(&node(), &State::default());
+    for shard in 0..PRESENT_SHARDS {
+        base.push_str(&format!("add map ip portico {} {{ {} }}\n", crate::nft::slots::map_name(shard), ruleset::slot_map_definition(servicemap::Family::V4)));
+    }
+    let (a, b) = (Netns::new(), Netns::new());
+    a.nft(&base).expect("base ruleset via nft");
+    b.nft(&base).expect("base ruleset via nft");
+    (a, b)
+}
+
+/// Applies `script` via nft in `a` and via netlink in `b`; the tables must match.
+fn both(a: &Netns, b: &Netns, script: &str, what: &str) {
+    let present: Vec<String> = (0..PRESENT_SHARDS).map(|s| format!("add map ip portico {} ", crate::nft::slots::map_name(s))).collect();
+    let for_nft: String = script.lines().filter(|l| !present.iter().any(|p| l.starts_with(p.as_str()))).map(|l| format!("{l}\n")).collect();
+    a.nft(&for_nft).unwrap_or_else(|e| panic!("{what}: nft refused the plan: {e}\n{script}"));
+    b.netlink(script).unwrap_or_else(|e| panic!("{what}: netlink refused the plan: {e}\n{script}"));
+    let (want, got) = (a.list(), b.list());
+    assert_eq!(got, want, "{what}: the netlink table differs from nft's\nscript:\n{script}");
+}
+
+#[test]
+fn every_golden_service_loads_the_same_through_netlink_as_through_nft() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("golden dir").flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "nft")).collect();
+    files.sort();
+    assert!(files.len() >= 6, "golden files found: {files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("golden");
+        // The IPv6 goldens go through nft (the compiler knows the ip table only).
+        if text.contains("ip6 portico") {
+            continue;
+        }
+        // The full-sync script: the base table block, then the Service's statements.
+        let (_, rest) = text.split_once("\n}\n").expect("a table block");
+        let (a, b) = pair();
+        both(&a, &b, rest, &f.display().to_string());
+    }
+}
+
+fn states(services: serde_json::Value, steps: &[serde_json::Value]) -> Vec<State> {
+    let services: Vec<_> = serde_json::from_value(services).expect("services");
+    let mut slots = Slots::default();
+    let mut out = vec![State::default()];
+    for slices in steps {
+        let slices: Vec<_> = serde_json::from_value(slices.clone()).expect("slices");
+        let map = servicemap::build(&services, &slices, "node-1", servicemap::Family::V4);
+        let rendered: Vec<_> = map.values().map(|p| ruleset::render(p, &node(), &mut slots)).collect();
+        slots.settle();
+        out.push(State::from_rendered(&rendered));
+    }
+    out.push(State::default());
+    out
+}
+
+/// Walks the states (from nothing, through each, back to nothing) applying every diff both ways.
+fn walk(name: &str, services: serde_json::Value, steps: &[serde_json::Value]) {
+    let st = states(services, steps);
+    let (a, b) = pair();
+    for (i, w) in st.windows(2).enumerate() {
+        let script = plan::diff(&node(), &w[0], &w[1]);
+        both(&a, &b, &script, &format!("{name} step {i}"));
+    }
+}
+
+fn eps(ips: &[&str]) -> serde_json::Value {
+    json!(ips.iter().map(|ip| json!({"addresses": [ip], "nodeName": if ip.starts_with("10.244.0.") { "node-1" } else { "node-2" }})).collect::<Vec<_>>())
+}
+
+#[test]
+fn source_hash_and_round_robin_services_change_and_go_the_same_way() {
+    for alg in ["source-hash", "rr", "random"] {
+        walk(
+            alg,
+            json!([{"metadata": {"name": "web", "namespace": "d", "annotations": {"portico.dev/lb-algorithm": alg}}, "spec": {"clusterIP": "10.96.3.1", "ports": [{"port": 80}]}}]),
+            &[
+                json!([slice("d", "web", json!({"port": 8080}), two())]),
+                json!([slice("d", "web", json!({"port": 8080}), eps(&["10.244.0.2", "10.244.1.3", "10.244.0.7", "10.244.2.9", "10.244.0.11"]))]),
+                json!([slice("d", "web", json!({"port": 8080}), eps(&["10.244.0.7"]))]),
+                json!([slice("d", "web", json!({"port": 8080}), json!([]))]),
+            ],
+        );
+    }
+}
+
+#[test]
+fn affinity_switched_on_and_off_goes_the_same_way() {
+    let svc = |affinity: &str| json!({"metadata": {"name": "sticky", "namespace": "d"}, "spec": {"clusterIP": "10.96.3.2", "sessionAffinity": affinity,
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}}, "ports": [{"port": 80, "protocol": "TCP"}]}});
+    let slices = |ips: &[&str]| json!([slice("d", "sticky", json!({"port": 5353, "protocol": "TCP"}), eps(ips))]);
+    let services: Vec<k8s_openapi::api::core::v1::Service> = serde_json::from_value(json!([svc("ClientIP")])).expect("svc");
+    let plain: Vec<k8s_openapi::api::core::v1::Service> = serde_json::from_value(json!([svc("None")])).expect("svc");
+    let mut slots = Slots::default();
+    let mut state = |svcs: &[k8s_openapi::api::core::v1::Service], ips: &[&str]| {
+        let sl: Vec<_> = serde_json::from_value(slices(ips)).expect("slices");
+        let map = servicemap::build(svcs, &sl, "node-1", servicemap::Family::V4);
+        let s = State::from_rendered(&map.values().map(|p| ruleset::render(p, &node(), &mut slots)).collect::<Vec<_>>());
+        slots.settle();
+        s
+    };
+    let st = [
+        State::default(),
+        state(&services, &["10.244.0.2", "10.244.1.3"]),
+        state(&services, &["10.244.0.2", "10.244.1.4", "10.244.0.5"]),
+        state(&plain, &["10.244.0.2", "10.244.1.4", "10.244.0.5"]),
+        state(&services, &["10.244.0.5"]),
+        State::default(),
+    ];
+    let (a, b) = pair();
+    for (i, w) in st.windows(2).enumerate() {
+        both(&a, &b, &plan::diff(&node(), &w[0], &w[1]), &format!("affinity step {i}"));
+    }
+}
+
+#[test]
+fn multi_port_local_and_udp_services_go_the_same_way() {
+    walk(
+        "multi-port",
+        json!([
+            {"metadata": {"name": "dns", "namespace": "kube-system"}, "spec": {"clusterIP": "10.96.0.10", "type": "NodePort", "externalTrafficPolicy": "Local", "externalIPs": ["192.0.2.7"],
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}, {"name": "dns-tcp", "port": 53, "protocol": "TCP", "nodePort": 30054}, {"name": "metrics", "port": 9153, "protocol": "TCP", "nodePort": 30055}]}}
+        ]),
+        &[
+            json!([{"metadata": {"name": "dns-a", "namespace": "kube-system", "labels": {"kubernetes.io/service-name": "dns"}}, "addressType": "IPv4",
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}, {"name": "metrics", "port": 9153, "protocol": "TCP"}],
+                "endpoints": eps(&["10.244.0.2", "10.244.1.3"])}]),
+            json!([{"metadata": {"name": "dns-a", "namespace": "kube-system", "labels": {"kubernetes.io/service-name": "dns"}}, "addressType": "IPv4",
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}],
+                "endpoints": eps(&["10.244.1.3"])}]),
+        ],
+    );
+}
+
+#[test]
+fn a_rejected_batch_changes_nothing_and_says_why() {
+    let (a, _b) = pair();
+    let before = a.list();
+    let script = "add chain ip portico service-ok\nadd rule ip portico service-ok jump mark-for-masquerade\nadd element ip portico service-ips { 10.96.9.9 . tcp . 80 : goto service-ok }\nadd rule ip portico service-ok goto no-such-chain\n";
+    match a.netlink(script) {
+        Err(NetlinkError::Rejected(msg)) => {
+            assert!(msg.contains("No such file or directory"), "{msg}");
+            assert!(msg.contains("add rule ip portico service-ok goto no-such-chain"), "names the statement: {msg}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(a.list(), before, "a failed batch leaves the table as it was");
+}
+
+#[test]
+fn incremental_syncs_use_netlink_and_fall_back_to_nft_for_unknown_statements() {
+    let (a, _b) = pair();
+    let known = "add chain ip portico service-x\nadd rule ip portico service-x meta l4proto tcp dnat ip to 10.244.0.2:80\n";
+    assert_eq!(a.inside(move || apply::apply_incremental(known).map_err(|e| e.to_string())), Ok(Path::Netlink));
+    let unknown = "add chain ip portico service-y\nadd rule ip portico service-y counter meta l4proto tcp dnat ip to 10.244.0.3:80\n";
+    assert_eq!(a.inside(move || apply::apply_incremental(unknown).map_err(|e| e.to_string())), Ok(Path::Nft));
+    let listed = a.list();
+    assert!(listed.contains("chain service-x {\n\t\tmeta l4proto tcp dnat to 10.244.0.2:80"), "{listed}");
+    assert!(listed.contains("counter packets 0 bytes 0 meta l4proto tcp dnat to 10.244.0.3:80"), "{listed}");
+    let bad = "add rule ip portico service-x goto nowhere\n";
+    let err = a.inside(move || apply::apply_incremental(bad)).expect_err("refused");
+    assert!(err.to_string().starts_with("nft rejected the transaction: Error: Could not process rule: No such file or directory"), "{err}");
+}
