@@ -58,7 +58,7 @@ pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
     // `add map` of an existing map is a no-op: shards shared with other
     // Services are never deleted here (a full sync drops unused ones).
     for shard in new.shards.difference(&old.shards) {
-        let _ = writeln!(out, "add map {t} {} {{ {} }}", slots::map_name(*shard), ruleset::slot_map_definition(cfg.family));
+        let _ = writeln!(out, "add map {t} {} {{ {} }}", slots::map_name(*shard), ruleset::slot_map_definition(cfg.family, slots::shard_protocol(*shard)));
     }
     for (name, def) in &new.sets {
         match old.sets.get(name) {

@@ -161,11 +161,11 @@ fn choose(alg: Algorithm, family: Family) -> String {
     }
 }
 
-/// The definition of an endpoint-slot shard map of `family`'s table
-/// (`typeof numgen` gives the plain integer key the `numgen`/`jhash`
-/// expressions produce).
-pub fn slot_map_definition(family: Family) -> String {
-    format!("typeof numgen inc mod 2 : {} daddr . tcp dport ; comment \"endpoints by slot; each Service port owns a block of slots\" ;", family.nft())
+/// The definition of an endpoint-slot shard map of `family`'s table for
+/// `protocol`'s endpoints (`typeof numgen` gives the plain integer key the
+/// `numgen`/`jhash` expressions produce).
+pub fn slot_map_definition(family: Family, protocol: &str) -> String {
+    format!("typeof numgen inc mod 2 : {} daddr . {protocol} dport ; comment \"endpoints by slot; each Service port owns a block of slots\" ;", family.nft())
 }
 
 /// `ip:port` or `[ip6]:port`, as `dnat ... to` takes them.
@@ -188,7 +188,7 @@ fn selection(sp: &ServicePort, cfg: &NodeConfig, eps: &[Endpoint], list: List, o
         return match eps {
             [one] => vec![format!("meta l4proto {proto} dnat {ip} to {}", socket(one))],
             _ => {
-                let block = slots.place(&list.owner(&sp.key), eps.len() as u32);
+                let block = slots.place(&list.owner(&sp.key), proto, eps.len() as u32);
                 used.push(list);
                 let map = slots::map_name(block.shard);
                 out.shards.insert(block.shard);

@@ -59,7 +59,7 @@ fn shape(map: &str) -> Option<Shape> {
         "service-ips" | "no-endpoint-services" => Some(Shape { key: &[Ipv4, Proto, Port], data: Some(&[]) }),
         "service-nodeports" | "no-endpoint-nodeports" => Some(Shape { key: &[Proto, Port], data: Some(&[]) }),
         "hairpin" => Some(Shape { key: &[Ipv4, Ipv4], data: None }),
-        m if m.strip_prefix("endpoint-slots-").is_some_and(|n| n.parse::<u32>().is_ok()) => Some(Shape { key: &[Int], data: Some(&[Ipv4, Port]) }),
+        m if m.strip_prefix("endpoint-slots-").map(|n| n.strip_prefix("udp-").or_else(|| n.strip_prefix("sctp-")).unwrap_or(n)).is_some_and(|n| n.parse::<u32>().is_ok()) => Some(Shape { key: &[Int], data: Some(&[Ipv4, Port]) }),
         _ => None,
     }
 }
@@ -235,12 +235,15 @@ impl Builder {
     /// The two set definitions the renderer writes: the endpoint-slot shard
     /// maps and the ClientIP affinity sets.
     fn set_definition(&mut self, a: &mut Attrs, body: &str) -> Option<()> {
-        if body == ruleset::slot_map_definition(crate::servicemap::Family::V4) {
+        // nft's payload protocol description ids (proto.h): udp 6, tcp 8, sctp 10.
+        let desc = [("tcp", 8u32), ("udp", 6), ("sctp", 10)].into_iter().find(|(p, _)| body == ruleset::slot_map_definition(crate::servicemap::Family::V4, p)).map(|(_, d)| d);
+        if let Some(l4) = desc {
             let comment = body.split_once("comment \"")?.1.split_once('"')?.0;
             let id = self.set_id();
             a.be32(3, SET_MAP).be32(4, TYPE_INTEGER).be32(5, 4).be32(6, (TYPE_IPADDR << 6) | TYPE_INET_SERVICE).be32(7, 8).be32(10, id);
             // `typeof numgen inc mod 2 : ip daddr . tcp dport`, as nftnl records it
-            // (payload descriptions: ip (12) field daddr, tcp (8) field dport).
+            // (payload descriptions: ip (12) field daddr, tcp (8) field dport;
+            // udp and sctp name their dport field 2 as well).
             let mut u = Udata::default();
             u.u32(0, BYTEORDER_HOST).u32(1, 0);
             u.nest(3, |k| {
@@ -250,7 +253,7 @@ impl Builder {
             });
             u.nest(4, |d| {
                 d.u32(0, 13).nest(1, |c| {
-                    for (i, (proto, field)) in [(12u32, 12u32), (8, 2)].into_iter().enumerate() {
+                    for (i, (proto, field)) in [(12u32, 12u32), (l4, 2)].into_iter().enumerate() {
                         c.nest(i as u8, |p| {
                             p.u32(0, 7).nest(1, |f| {
                                 f.u32(0, proto).u32(1, field);

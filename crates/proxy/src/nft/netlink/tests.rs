@@ -66,21 +66,9 @@ impl Drop for Netns {
     }
 }
 
-/// Shard maps created with the base table by [`pair`].
-const PRESENT_SHARDS: u32 = 4;
-
-/// Two namespaces holding the base table and the first shard maps, loaded by nft.
-///
-/// The shard maps exist up front because nft 1.0.6 refuses a run that
-/// defines a shard map (`... : ip daddr . tcp dport`) and whose first rule
-/// using it is a UDP or SCTP rule ("conflicting protocols specified: udp vs.
-/// tcp"); with the maps in the kernel, nft evaluates them from its cache and
-/// accepts. The netlink side gets the unfiltered plans.
+/// Two namespaces holding the base table, loaded by nft.
 fn pair() -> (Netns, Netns) {
-    let mut base = plan::full(&node(), &State::default());
-    for shard in 0..PRESENT_SHARDS {
-        base.push_str(&format!("add map ip portico {} {{ {} }}\n", crate::nft::slots::map_name(shard), ruleset::slot_map_definition(servicemap::Family::V4)));
-    }
+    let base = plan::full(&node(), &State::default());
     let (a, b) = (Netns::new(), Netns::new());
     a.nft(&base).expect("base ruleset via nft");
     b.nft(&base).expect("base ruleset via nft");
@@ -89,9 +77,7 @@ fn pair() -> (Netns, Netns) {
 
 /// Applies `script` via nft in `a` and via netlink in `b`; the tables must match.
 fn both(a: &Netns, b: &Netns, script: &str, what: &str) {
-    let present: Vec<String> = (0..PRESENT_SHARDS).map(|s| format!("add map ip portico {} ", crate::nft::slots::map_name(s))).collect();
-    let for_nft: String = script.lines().filter(|l| !present.iter().any(|p| l.starts_with(p.as_str()))).map(|l| format!("{l}\n")).collect();
-    a.nft(&for_nft).unwrap_or_else(|e| panic!("{what}: nft refused the plan: {e}\n{script}"));
+    a.nft(script).unwrap_or_else(|e| panic!("{what}: nft refused the plan: {e}\n{script}"));
     b.netlink(script).unwrap_or_else(|e| panic!("{what}: netlink refused the plan: {e}\n{script}"));
     let (want, got) = (a.list(), b.list());
     assert_eq!(got, want, "{what}: the netlink table differs from nft's\nscript:\n{script}");
