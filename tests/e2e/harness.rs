@@ -384,3 +384,26 @@ spec:
   selector:
     run: my-nginx
 ";
+
+/// A Pod `name` (label `app: name`) running agnhost netexec on :8080 (port
+/// name `http`), Ready once netexec answers `/readyz`.
+pub fn netexec_pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: netexec
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: [\"netexec\", \"--http-port=8080\"]
+    ports: [{{containerPort: 8080, name: http}}]
+    readinessProbe:
+      httpGet: {{path: /readyz, port: 8080}}
+      periodSeconds: 1
+"
+    )
+}

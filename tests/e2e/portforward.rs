@@ -3,7 +3,7 @@
 //! concurrent connections, a large body, a port nothing listens on, and a
 //! killed kubectl whose connections the agent must close.
 
-use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, stdout};
+use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, netexec_pod, stdout};
 use crate::node::until;
 use parking_lot::Mutex;
 use std::io::{BufRead, BufReader, Read};
@@ -11,30 +11,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const POD: &str = "apiVersion: v1
-kind: Pod
-metadata:
-  name: pf
-  labels: {app: pf}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: netexec
-    image: registry.k8s.io/e2e-test-images/agnhost:2.53
-    args: [\"netexec\", \"--http-port=8080\"]
-    ports: [{containerPort: 8080, name: http}]
-    readinessProbe:
-      httpGet: {path: /readyz, port: 8080}
-      periodSeconds: 1
----
+/// The netexec pod `pf` and a Service `pf` in front of it.
+fn pod_and_service() -> String {
+    format!(
+        "{}---
 apiVersion: v1
 kind: Service
 metadata:
   name: pf
 spec:
-  selector: {app: pf}
-  ports: [{port: 80, targetPort: http}]
-";
+  selector: {{app: pf}}
+  ports: [{{port: 80, targetPort: http}}]
+",
+        netexec_pod("pf")
+    )
+}
 
 /// A running `kubectl port-forward`, killed when dropped.
 struct Forward {
@@ -126,7 +117,7 @@ fn wait_ready(c: &Cluster) {
 #[test]
 fn port_forward_to_a_pod_and_a_service_with_spdy_and_the_websocket_tunnel() {
     let c = Cluster::start_node();
-    assert!(c.apply(POD, &[]).status.success());
+    assert!(c.apply(&pod_and_service(), &[]).status.success());
     wait_ready(&c);
     for bin in [KUBECTL_127, KUBECTL_133] {
         let fwd = Forward::start(&c, bin, "pod/pf", ":8080");
@@ -172,7 +163,7 @@ fn port_forward_to_a_pod_and_a_service_with_spdy_and_the_websocket_tunnel() {
 #[test]
 fn every_kubectl_from_1_27_to_1_33_forwards_and_1_31_on_tunnel_through_a_websocket() {
     let c = Cluster::start_node();
-    assert!(c.apply(POD, &[]).status.success());
+    assert!(c.apply(&pod_and_service(), &[]).status.success());
     wait_ready(&c);
     for minor in 27..=33 {
         let bin = format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}");
@@ -190,7 +181,7 @@ fn every_kubectl_from_1_27_to_1_33_forwards_and_1_31_on_tunnel_through_a_websock
 #[test]
 fn a_port_nothing_listens_on_reports_the_kubelet_error() {
     let c = Cluster::start_node();
-    assert!(c.apply(POD, &[]).status.success());
+    assert!(c.apply(&pod_and_service(), &[]).status.success());
     wait_ready(&c);
     for bin in [KUBECTL_127, KUBECTL_133] {
         let mut fwd = Forward::start(&c, bin, "pod/pf", ":9999");
@@ -251,7 +242,7 @@ fn pod_connections(pause: u64) -> usize {
 #[test]
 fn a_killed_kubectl_leaves_no_connection_fd_or_thread_behind() {
     let c = Cluster::start_node();
-    assert!(c.apply(POD, &[]).status.success());
+    assert!(c.apply(&pod_and_service(), &[]).status.success());
     wait_ready(&c);
     let pid = c.pid().expect("portico pid");
     let pause = pause_pid(&c);

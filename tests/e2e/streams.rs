@@ -1,24 +1,9 @@
 //! `kubectl exec` over both transports (SPDY for kubectl 1.27, websocket for
 //! 1.33): output, exit codes, piped stdin and a terminal session with a resize.
 
-use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, stdout};
+use crate::harness::{Cluster, KUBECTL_127, KUBECTL_133, netexec_pod, stdout};
 use crate::pty::PtyProcess;
 use std::time::{Duration, Instant};
-
-const POD: &str = "apiVersion: v1
-kind: Pod
-metadata:
-  name: shell
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: netexec
-    image: registry.k8s.io/e2e-test-images/agnhost:2.53
-    args: [\"netexec\", \"--http-port=8080\"]
-    readinessProbe:
-      httpGet: {path: /readyz, port: 8080}
-      periodSeconds: 1
-";
 
 fn wait_ready(c: &Cluster) {
     let start = Instant::now();
@@ -35,7 +20,7 @@ fn wait_ready(c: &Cluster) {
 #[test]
 fn exec_over_spdy_and_websocket_prints_output_propagates_exit_codes_and_pipes_stdin() {
     let c = Cluster::start_node();
-    assert!(c.apply(POD, &[]).status.success());
+    assert!(c.apply(&netexec_pod("shell"), &[]).status.success());
     wait_ready(&c);
     for bin in [KUBECTL_127, KUBECTL_133] {
         let out = c.kubectl_with(bin, &["exec", "shell", "--", "hostname"]);
