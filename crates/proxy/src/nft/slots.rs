@@ -28,28 +28,40 @@ use std::collections::{BTreeMap, HashMap};
 /// Slots per shard map (a block larger than this gets a shard of its own).
 pub const SHARD_SLOTS: u32 = 512;
 
-/// The protocols with shards of their own, in pool order.
-const POOLS: [&str; 3] = ["tcp", "udp", "sctp"];
+/// The transport protocols with shards of their own, in pool order.
+pub const PROTOCOLS: [&str; 3] = ["tcp", "udp", "sctp"];
 
 /// Shard numbers carry their pool above this bit.
 const POOL_SHIFT: u32 = 20;
 
 fn pool_of(protocol: &str) -> usize {
-    POOLS.iter().position(|p| *p == protocol).unwrap_or(0)
+    PROTOCOLS.iter().position(|p| *p == protocol).unwrap_or(0)
+}
+
+/// A shard number's pool and its index within the pool.
+fn split(shard: u32) -> (usize, u32) {
+    (((shard >> POOL_SHIFT) as usize).min(PROTOCOLS.len() - 1), shard & ((1 << POOL_SHIFT) - 1))
 }
 
 /// The transport protocol whose endpoints shard `shard` holds.
 pub fn shard_protocol(shard: u32) -> &'static str {
-    POOLS.get((shard >> POOL_SHIFT) as usize).copied().unwrap_or("tcp")
+    PROTOCOLS[split(shard).0]
 }
 
 /// The name of shard `n`'s map.
 pub fn map_name(shard: u32) -> String {
-    let index = shard & ((1 << POOL_SHIFT) - 1);
-    match shard >> POOL_SHIFT {
-        0 => format!("endpoint-slots-{index}"),
-        _ => format!("endpoint-slots-{}-{index}", shard_protocol(shard)),
+    match split(shard) {
+        (0, index) => format!("endpoint-slots-{index}"),
+        (pool, index) => format!("endpoint-slots-{}-{index}", PROTOCOLS[pool]),
     }
+}
+
+/// The shard a map name from [`map_name`] stands for.
+pub fn shard_of_map(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("endpoint-slots-")?;
+    let (pool, index) = PROTOCOLS.iter().enumerate().skip(1).find_map(|(i, p)| Some((i, rest.strip_prefix(p)?.strip_prefix('-')?))).unwrap_or((0, rest));
+    let index: u32 = index.parse().ok()?;
+    (index < 1 << POOL_SHIFT).then_some(((pool as u32) << POOL_SHIFT) | index)
 }
 
 /// A block of slots owned by one endpoint list of one Service port.
@@ -75,7 +87,7 @@ struct Shard {
 /// The slot allocator.
 #[derive(Debug, Clone, Default)]
 pub struct Slots {
-    /// Shards per protocol pool (see [`POOLS`]).
+    /// Shards per protocol pool (see [`PROTOCOLS`]).
     shards: [Vec<Shard>; 3],
     owners: HashMap<String, Block>,
     pending: Vec<Block>,
@@ -151,8 +163,8 @@ impl Slots {
     /// transaction that stopped using them).
     pub fn settle(&mut self) {
         for b in std::mem::take(&mut self.pending) {
-            let pool = &mut self.shards[((b.shard >> POOL_SHIFT) as usize).min(POOLS.len() - 1)];
-            if let Some(s) = pool.get_mut((b.shard & ((1 << POOL_SHIFT) - 1)) as usize) {
+            let (pool, index) = split(b.shard);
+            if let Some(s) = self.shards[pool].get_mut(index as usize) {
                 s.give(b.base, b.len);
             }
         }
@@ -280,6 +292,8 @@ mod tests {
         let x = s.place("x", "sctp", 2);
         assert_eq!((map_name(t.shard), map_name(u.shard), map_name(x.shard)), ("endpoint-slots-0".into(), "endpoint-slots-udp-0".into(), "endpoint-slots-sctp-0".into()));
         assert_eq!((shard_protocol(t.shard), shard_protocol(u.shard), shard_protocol(x.shard)), ("tcp", "udp", "sctp"));
+        assert_eq!([t, u, x].map(|b| shard_of_map(&map_name(b.shard))), [t, u, x].map(|b| Some(b.shard)), "names map back to shards");
+        assert_eq!(shard_of_map("endpoint-slots-tcp-0"), None);
         assert_eq!((t.base, u.base, x.base), (0, 0, 0), "pools do not share slots");
         s.remove("u");
         s.settle();

@@ -8,7 +8,7 @@ use super::expr::{Data, put_data};
 use super::msg::{Attrs, Msg, MsgType, NLM_F_APPEND, NLM_F_CREATE};
 use super::rule::{self, AnonVmap};
 use super::{Transaction, Unsupported};
-use crate::nft::ruleset;
+use crate::nft::{ruleset, slots};
 use std::net::Ipv4Addr;
 
 /// `NFPROTO_IPV4`.
@@ -59,7 +59,7 @@ fn shape(map: &str) -> Option<Shape> {
         "service-ips" | "no-endpoint-services" => Some(Shape { key: &[Ipv4, Proto, Port], data: Some(&[]) }),
         "service-nodeports" | "no-endpoint-nodeports" => Some(Shape { key: &[Proto, Port], data: Some(&[]) }),
         "hairpin" => Some(Shape { key: &[Ipv4, Ipv4], data: None }),
-        m if m.strip_prefix("endpoint-slots-").map(|n| n.strip_prefix("udp-").or_else(|| n.strip_prefix("sctp-")).unwrap_or(n)).is_some_and(|n| n.parse::<u32>().is_ok()) => Some(Shape { key: &[Int], data: Some(&[Ipv4, Port]) }),
+        m if slots::shard_of_map(m).is_some() => Some(Shape { key: &[Int], data: Some(&[Ipv4, Port]) }),
         _ => None,
     }
 }
@@ -236,7 +236,11 @@ impl Builder {
     /// maps and the ClientIP affinity sets.
     fn set_definition(&mut self, a: &mut Attrs, body: &str) -> Option<()> {
         // nft's payload protocol description ids (proto.h): udp 6, tcp 8, sctp 10.
-        let desc = [("tcp", 8u32), ("udp", 6), ("sctp", 10)].into_iter().find(|(p, _)| body == ruleset::slot_map_definition(crate::servicemap::Family::V4, p)).map(|(_, d)| d);
+        let desc = slots::PROTOCOLS.into_iter().find(|p| body == ruleset::slot_map_definition(crate::servicemap::Family::V4, p)).map(|p| match p {
+            "udp" => 6u32,
+            "sctp" => 10,
+            _ => 8,
+        });
         if let Some(l4) = desc {
             let comment = body.split_once("comment \"")?.1.split_once('"')?.0;
             let id = self.set_id();
