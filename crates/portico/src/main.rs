@@ -79,6 +79,9 @@ struct NodeArgs {
     /// Prefix of the pods' network namespace names under /run/netns.
     #[arg(long, default_value = "portico-", hide = true)]
     netns_prefix: String,
+    /// Service ports per nftables table before the proxy opens a shard table (tests set it low).
+    #[arg(long, default_value_t = portico_proxy::nft::shards::PORTS_PER_TABLE, hide = true)]
+    proxy_ports_per_table: usize,
 }
 
 /// `portico agent` flags.
@@ -308,6 +311,7 @@ fn start_proxy(node: &NodeArgs, client: kube::Client, cluster_cidr: &ipnet_arg::
     let mut cfg = portico_proxy::Config::new(name);
     cfg.cluster_cidr = cluster_cidr.joined();
     cfg.health_addr = Some(node.proxy_health_address);
+    cfg.ports_per_table = node.proxy_ports_per_table;
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = portico_proxy::run(client, cfg).await {
             tracing::error!(error = %e, "service proxy stopped");

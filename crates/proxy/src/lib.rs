@@ -50,8 +50,10 @@ pub struct Config {
     /// The cluster's pod ranges, comma-separated, at most one per family
     /// (kube-proxy's `--cluster-cidr`).
     pub cluster_cidr: String,
-    /// nftables table name.
+    /// nftables table name (shard tables are named after it, `nft::shards`).
     pub table: String,
+    /// Service ports per table before another shard table is opened.
+    pub ports_per_table: usize,
     /// Least time between two syncs (bursts of changes batch into one).
     pub min_sync_interval: Duration,
     /// Full resync period (repairs drift).
@@ -67,6 +69,7 @@ impl Config {
             node_name,
             cluster_cidr: "10.244.0.0/16".into(),
             table: DEFAULT_TABLE.into(),
+            ports_per_table: nft::shards::PORTS_PER_TABLE,
             min_sync_interval: Duration::from_millis(10),
             full_resync_interval: Duration::from_secs(3600),
             health_addr: Some(SocketAddr::from(([0, 0, 0, 0], 10256))),
@@ -98,12 +101,21 @@ pub async fn run(client: kube::Client, cfg: Config) -> Result<(), Error> {
     sync::run(client, cfg, metrics).await
 }
 
-/// Removes Portico's proxy rules (both families' tables) from this host.
+/// Removes Portico's proxy rules (both families' main and shard tables) from this host.
 pub fn cleanup(table: &str) -> Result<(), Error> {
-    nft::apply::delete_table("ip", table)?;
-    // Without IPv6 in the kernel there is no ip6 table to remove.
-    if std::path::Path::new("/proc/net/if_inet6").exists() {
-        nft::apply::delete_table("ip6", table)?;
+    for family in ["ip", "ip6"] {
+        // Without IPv6 in the kernel there is no ip6 table to remove.
+        if family == "ip6" && !std::path::Path::new("/proc/net/if_inet6").exists() {
+            continue;
+        }
+        let script: String = nft::apply::tables(family)?
+            .into_iter()
+            .filter(|name| name == table || nft::shards::index_of(table, name).is_some())
+            .map(|name| format!("delete table {family} {name}\n"))
+            .collect();
+        if !script.is_empty() {
+            nft::apply::apply(&script)?;
+        }
     }
     Ok(())
 }

@@ -10,9 +10,8 @@
 //! Service needs it.
 
 use crate::metrics::Metrics;
-use crate::nft::plan::{self, State};
-use crate::nft::ruleset::{self, NodeConfig, Rendered};
-use crate::nft::slots::Slots;
+use crate::nft::ruleset::NodeConfig;
+use crate::nft::shards::{self, Layout};
 use crate::servicemap::{self, Family, ServicePort};
 use crate::{Config, Error, conntrack, nft};
 use futures::StreamExt;
@@ -82,17 +81,21 @@ impl World {
     }
 }
 
-/// The proxy's view of what is in the kernel (one family's table).
-#[derive(Default)]
+/// The proxy's view of what is in the kernel (one family's tables).
 struct Programmed {
     ports: HashMap<Key, Vec<ServicePort>>,
-    rendered: HashMap<String, Rendered>,
+    layout: Layout,
     hairpin: HashMap<IpAddr, usize>,
-    slots: Slots,
     chains: usize,
     rules: usize,
-    /// The table exists (the IPv4 one always does after the first sync).
+    /// The main table exists (the IPv4 one always does after the first sync).
     present: bool,
+}
+
+impl Programmed {
+    fn new(ports_per_table: usize) -> Self {
+        Self { ports: HashMap::new(), layout: Layout::new(ports_per_table), hairpin: HashMap::new(), chains: 0, rules: 0, present: false }
+    }
 }
 
 /// Whether this node can carry IPv6 at all (the kernel has it and it is not disabled).
@@ -110,7 +113,7 @@ pub(crate) async fn run(client: kube::Client, cfg: Config, metrics: Arc<Metrics>
     let families: Vec<Family> = Family::BOTH.into_iter().filter(|f| *f == Family::V4 || node_has_ipv6()).collect();
     tracing::info!(?families, "proxying these IP families");
     let mut tables: Vec<(NodeConfig, Programmed)> =
-        families.into_iter().map(|family| (NodeConfig { table: cfg.table.clone(), family, cluster_cidr: cidr_of(&cfg.cluster_cidr, family) }, Programmed::default())).collect();
+        families.into_iter().map(|family| (NodeConfig { table: cfg.table.clone(), family, cluster_cidr: cidr_of(&cfg.cluster_cidr, family) }, Programmed::new(cfg.ports_per_table))).collect();
     let svcs = watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff().map(|e| e.map(Ev::Svc)).boxed();
     let slices = watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()).default_backoff().map(|e| e.map(Ev::Slice)).boxed();
     let mut events = futures::stream::select(svcs, slices);
@@ -226,13 +229,15 @@ fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programm
     for k in world.services.keys() {
         ports.insert(k.clone(), ports_of(cfg, world, k, node.family));
     }
-    // Slots are handed out afresh in key order, so a full sync is deterministic.
-    let mut all: Vec<&ServicePort> = ports.values().flatten().collect();
-    all.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut slots = Slots::default();
-    let ordered: Vec<(String, Rendered)> = all.iter().map(|p| (p.key.clone(), ruleset::render(p, node, &mut slots))).collect();
-    let state = State::from_rendered(ordered.iter().map(|(_, r)| r));
-    let rendered: HashMap<String, Rendered> = ordered.into_iter().collect();
+    let all: Vec<&ServicePort> = ports.values().flatten().collect();
+    let full = Layout::full(node, cfg.ports_per_table, &all);
+    let tables = full.layout.placement.tables();
+    let family = node.family.nft();
+    let stale: String = nft::apply::tables(family)?
+        .iter()
+        .filter(|name| shards::index_of(&node.table, name).is_some_and(|n| n >= tables))
+        .map(|name| format!("delete table {family} {name}\n"))
+        .collect();
     // The IPv4 table always exists (as kube-proxy's); the IPv6 one only while something needs it.
     let present = node.family == Family::V4 || !all.is_empty();
     if present {
@@ -240,24 +245,27 @@ fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programm
             // Pods' IPv6 traffic to endpoints on other interfaces is forwarded, as ip_forward for IPv4.
             let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
         }
-        nft::apply::apply(&plan::full(node, &state))?;
+        nft::apply::apply(&(full.script(node) + &stale))?;
     } else {
-        nft::apply::delete_table(node.family.nft(), &node.table)?;
+        nft::apply::apply(&format!("add table {family} {0}\ndelete table {family} {0}\n{stale}", node.table))?;
     }
     let mut hairpin = HashMap::new();
-    for r in rendered.values() {
+    for r in full.layout.rendered.values() {
         for ip in &r.endpoint_ips {
             *hairpin.entry(*ip).or_insert(0) += 1;
         }
     }
-    *prog = Programmed { ports, rendered, hairpin, slots, chains: state.chains.len(), rules: state.rule_count(), present };
+    let (chains, rules) = full.counts();
+    *prog = Programmed { ports, layout: full.layout, hairpin, chains, rules, present };
     Ok(())
 }
 
 async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &HashMap<Key, Instant>, prog: &mut Programmed) -> Result<(), Error> {
+    // Shard tables opened by this sync come first in the transaction.
+    let mut opened = String::new();
     let mut script = String::new();
     let mut flushes = Vec::new();
-    let mut staged: Vec<(Key, Vec<ServicePort>, Vec<(String, Rendered)>)> = Vec::new();
+    let mut staged: Vec<(Key, Vec<ServicePort>)> = Vec::new();
     let mut hairpin = prog.hairpin.clone();
     let (mut hp_add, mut hp_del) = (BTreeSet::new(), BTreeSet::new());
     let (mut chains, mut rules) = (prog.chains as i64, prog.rules as i64);
@@ -269,23 +277,12 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
         }
         let mut keys: BTreeSet<String> = old_ports.iter().map(|p| p.key.clone()).collect();
         keys.extend(new_ports.iter().map(|p| p.key.clone()));
-        let mut rendered_new = Vec::new();
         for pk in keys {
             let old_p = old_ports.iter().find(|p| p.key == pk);
             let new_p = new_ports.iter().find(|p| p.key == pk);
-            let old_r = prog.rendered.get(&pk).cloned().unwrap_or_default();
-            let new_r = match new_p {
-                Some(p) => ruleset::render(p, node, &mut prog.slots),
-                None => {
-                    ruleset::release(&pk, &mut prog.slots);
-                    Rendered::default()
-                }
-            };
-            let strip = |r: &Rendered| State { chains: r.chains.clone(), sets: r.sets.clone(), elements: r.elements.clone(), hairpin: BTreeSet::new(), shards: r.shards.clone() };
-            let (os, ns) = (strip(&old_r), strip(&new_r));
-            chains += ns.chains.len() as i64 - os.chains.len() as i64;
-            rules += ns.rule_count() as i64 - os.rule_count() as i64;
-            script.push_str(&plan::diff(node, &os, &ns));
+            let (old_r, new_r) = prog.layout.change(node, &pk, new_p, &mut opened, &mut script);
+            chains += new_r.chains.len() as i64 - old_r.chains.len() as i64;
+            rules += new_r.chains.values().map(Vec::len).sum::<usize>() as i64 - old_r.chains.values().map(Vec::len).sum::<usize>() as i64;
             for ip in &old_r.endpoint_ips {
                 if let Some(n) = hairpin.get_mut(ip) {
                     *n -= 1;
@@ -303,9 +300,8 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
                 *n += 1;
             }
             flushes.extend(conntrack::flushes(old_p, new_p));
-            rendered_new.push((pk, new_r));
         }
-        staged.push((k.clone(), new_ports, rendered_new));
+        staged.push((k.clone(), new_ports));
     }
     // An address removed by one Service and added by another stays.
     let both: BTreeSet<IpAddr> = hp_add.intersection(&hp_del).copied().collect();
@@ -318,19 +314,12 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
     if !add.is_empty() {
         script.push_str(&format!("add element {t} hairpin {{ {} }}\n", add.join(", ")));
     }
-    if !script.is_empty() {
-        nft::apply::apply_incremental(&script)?;
+    if !script.is_empty() || !opened.is_empty() {
+        nft::apply::apply_incremental(&(opened + &script))?;
     }
     // The slots freed above are out of the kernel now; later syncs may reuse them.
-    prog.slots.settle();
-    for (k, ports, rendered) in staged {
-        for (pk, r) in rendered {
-            if r == Rendered::default() {
-                prog.rendered.remove(&pk);
-            } else {
-                prog.rendered.insert(pk, r);
-            }
-        }
+    prog.layout.settle();
+    for (k, ports) in staged {
         if ports.is_empty() {
             prog.ports.remove(&k);
         } else {

@@ -4,6 +4,7 @@
 
 use super::plan::{self, State};
 use super::ruleset::{self, NodeConfig};
+use super::shards::Layout;
 use super::slots::Slots;
 use crate::servicemap::{self, Family};
 use serde_json::json;
@@ -170,6 +171,33 @@ fn ipv6_client_ip_affinity_and_source_hash() {
         slice6("default", "hash6", json!({"port": 8080, "protocol": "TCP"}), two6())
     ]);
     check("ipv6_affinity", &script_for(&node6(), &services, &slices));
+}
+
+/// Services spread over tables of two ports: the NodePort stays in the main
+/// table, the ClusterIPs fill it and then a shard table, and the no-endpoint
+/// Service's reject element lives in the main table whatever its place.
+pub(crate) fn sharded_services() -> (serde_json::Value, serde_json::Value) {
+    let svc = |name: &str, ip: &str| json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}});
+    let services = json!([
+        svc("a", "10.96.0.11"), svc("b", "10.96.0.12"), svc("c", "10.96.0.13"), svc("d", "10.96.0.14"),
+        {"metadata": {"name": "np", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.15", "type": "NodePort", "ports": [{"name": "http", "port": 80, "nodePort": 30080, "protocol": "TCP"}]}}
+    ]);
+    let port = json!({"name": "http", "port": 8080, "protocol": "TCP"});
+    let slices = json!([slice("default", "a", port.clone(), two()), slice("default", "b", port.clone(), two()), slice("default", "c", port.clone(), json!([{"addresses": ["10.244.0.9"], "nodeName": "node-1"}])),
+        slice("default", "np", port, two())]);
+    (services, slices)
+}
+
+#[test]
+fn services_spread_over_shard_tables() {
+    let (services, slices) = sharded_services();
+    let services: Vec<_> = serde_json::from_value(services).expect("services");
+    let slices: Vec<_> = serde_json::from_value(slices).expect("slices");
+    let map = servicemap::build(&services, &slices, "node-1", Family::V4);
+    let ports: Vec<_> = map.values().collect();
+    let full = Layout::full(&node(), 2, &ports);
+    assert_eq!(full.layout.placement.tables(), 5, "5 ports, one per table at a fill of 1 of 2");
+    check("sharded", &full.script(&node()));
 }
 
 #[test]

@@ -135,3 +135,13 @@ pub fn full(cfg: &NodeConfig, new: &State) -> String {
     out.push_str(&diff(cfg, &State::default(), new));
     out
 }
+
+/// A shard table (`nft::shards`) recreated from scratch with everything in
+/// `new`: one part of a full sync's transaction.
+pub fn full_shard(cfg: &NodeConfig, new: &State) -> String {
+    let t = cfg.qualified_table();
+    let mut out = format!("add table {t}\ndelete table {t}\n");
+    out.push_str(&ruleset::shard_base(cfg));
+    out.push_str(&diff(cfg, &State::default(), new));
+    out
+}

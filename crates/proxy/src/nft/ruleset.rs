@@ -153,6 +153,26 @@ pub fn base(cfg: &NodeConfig) -> String {
     )
 }
 
+/// The base of a shard table (`nft::shards`): only what its Service chains
+/// need, the `service-ips` dispatch from both NAT hooks and the masquerade
+/// mark. NodePorts, the no-endpoint checks, the hairpin set and masquerading
+/// itself stay in the main table.
+pub fn shard_base(cfg: &NodeConfig) -> String {
+    let t = cfg.qualified_table();
+    let (ip, addr) = (cfg.family.nft(), cfg.family.addr_type());
+    format!(
+        "table {t} {{
+  comment \"rules for Portico's Service proxy: a shard of the Service ports\"
+  map service-ips {{ type {addr} . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}
+  chain mark-for-masquerade {{ meta mark set meta mark | {MASQ_MARK} ; }}
+  chain services {{ {ip} daddr . meta l4proto . th dport vmap @service-ips ; }}
+  chain nat-prerouting {{ type nat hook prerouting priority -100 ; jump services ; }}
+  chain nat-output {{ type nat hook output priority -100 ; jump services ; }}
+}}
+"
+    )
+}
+
 fn choose(alg: Algorithm, family: Family) -> String {
     match alg {
         Algorithm::Random => "numgen random".into(),
