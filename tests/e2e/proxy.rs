@@ -297,3 +297,64 @@ spec:
     let tables = stdout(&c.on_node("nft").args(["list", "tables"]).output().expect("nft"));
     assert!(!tables.contains("portico"), "{tables}");
 }
+
+#[test]
+fn services_spread_over_shard_tables_all_answer() {
+    // Two Service ports per table: the few Services here already need shard tables.
+    let c = Cluster::start_node_with(&["--proxy-ports-per-table", "2"]);
+    let svc = |name: &str, selector: &str| format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: {selector}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n");
+    let mut manifest = netexec("web", 2, "");
+    for name in ["s1", "s2", "s3", "s4", "s5"] {
+        manifest.push_str(&svc(name, "web"));
+    }
+    manifest.push_str(&svc("empty", "nothing"));
+    manifest.push_str("---\napiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080, nodePort: 30381}]\n");
+    apply(&c, &manifest);
+    wait(&c, "two ready pods behind every Service", Duration::from_secs(60), || {
+        ready_ips(&c, "web").len() == 2 && ["s1", "s2", "s3", "s4", "s5", "np"].iter().all(|s| endpoints(&c, s).split(' ').count() == 2)
+    });
+    let names: BTreeSet<String> = ready_ips(&c, "web").into_iter().map(|(n, _)| n).collect();
+    let nft = |args: &[&str]| stdout(&c.on_node("nft").args(args).output().expect("nft"));
+    let shard_tables = || -> Vec<String> { nft(&["list", "tables", "ip"]).lines().filter_map(|l| l.strip_prefix("table ip ")).filter(|t| t.starts_with("portico-shard-")).map(str::to_owned).collect() };
+    let table_of = |cip: &str| -> Option<String> { shard_tables().into_iter().find(|t| nft(&["list", "table", "ip", t]).contains(&format!("{cip} . tcp . 80 : goto"))) };
+    let cips: Vec<(String, String)> = ["s1", "s2", "s3", "s4", "s5"].iter().map(|s| (s.to_string(), c.ok(&["get", "svc", s, "-o", "jsonpath={.spec.clusterIP}"]))).collect();
+    let mut in_shards = 0;
+    let pod = names.iter().next().expect("pod").clone();
+    for (name, cip) in &cips {
+        in_shards += usize::from(table_of(cip).is_some());
+        wait(&c, &format!("{name} ({cip}) answers from the node"), Duration::from_secs(10), || {
+            let (ok, body) = curl(&c, &format!("http://{cip}/hostname"));
+            ok && names.contains(&body)
+        });
+        let from_pod = stdout(&c.kubectl(&["exec", &pod, "--", "curl", "-sS", "--max-time", "3", &format!("http://{cip}/hostname")]));
+        assert!(names.contains(&from_pod), "{name} ({cip}) from a pod: {from_pod:?}");
+    }
+    assert!(in_shards >= 3, "most of the Services live in shard tables ({in_shards} of 5; tables {:?})", shard_tables());
+    // The NodePort lives in the main table and answers from outside; no endpoints still means refused at once.
+    assert!(nft(&["list", "table", "ip", "portico"]).contains("tcp . 30381 : goto"), "the NodePort is in the main table");
+    wait(&c, "NodePort answers from outside", Duration::from_secs(10), || {
+        let (ok, body) = curl_outside(&c, &format!("http://{NODE_IP}:30381/hostname"));
+        ok && names.contains(&body)
+    });
+    let ecip = c.ok(&["get", "svc", "empty", "-o", "jsonpath={.spec.clusterIP}"]);
+    let start = Instant::now();
+    let out = c.on_node("curl").args(["-sS", "--max-time", "5", &format!("http://{ecip}/")]).output().expect("curl");
+    assert_eq!(out.status.code(), Some(7), "connection refused: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(1), "refused at once, took {:?}", start.elapsed());
+    // A Service in a shard table goes: its rules leave that table, the others keep answering.
+    let (gone, gone_ip) = cips.iter().find(|(_, cip)| table_of(cip).is_some()).expect("a Service in a shard table").clone();
+    let table = table_of(&gone_ip).expect("its table");
+    c.ok(&["delete", "svc", &gone]);
+    wait(&c, "the deleted Service's rules are gone", Duration::from_secs(10), || !nft(&["list", "table", "ip", &table]).contains(&gone_ip));
+    for (name, cip) in cips.iter().filter(|(n, _)| *n != gone) {
+        let (ok, body) = curl(&c, &format!("http://{cip}/hostname"));
+        assert!(ok && names.contains(&body), "{name} after {gone} went: {body:?}");
+    }
+    // Cleanup removes the shard tables with the main one.
+    let mut c = c;
+    c.kill9();
+    let out = c.on_node(env!("CARGO_BIN_EXE_portico")).args(["agent", "--cleanup", "--data-dir"]).arg(&c.data).output().expect("cleanup");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables = stdout(&c.on_node("nft").args(["list", "tables"]).output().expect("nft"));
+    assert!(!tables.contains("portico"), "{tables}");
+}

@@ -23,7 +23,7 @@ use clap::Parser;
 use portico_proxy::nft::apply::{self, Path};
 use portico_proxy::nft::plan::{self, State};
 use portico_proxy::nft::ruleset::{self, NodeConfig};
-use portico_proxy::nft::slots::Slots;
+use portico_proxy::nft::shards::{Full, Layout, PORTS_PER_TABLE};
 use portico_proxy::servicemap::{Algorithm, Endpoint, Family, ServicePort};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -256,19 +256,26 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 println!("  kube-proxy shape: not run at {n} Services (--peer-max-services {})", args.peer_max_services);
                 continue;
             }
-            let mut slots = Slots::default();
-            let mut render = |p: &ServicePort| if kube { kube_proxy_shape(p, &cfg) } else { ruleset::render(p, &cfg, &mut slots) };
+            // Nothing from the previous point (other shard tables) stays.
+            sh(&format!("ip netns exec {node} nft flush ruleset"))?;
+            let refs: Vec<&ServicePort> = ports.iter().collect();
             let t = Instant::now();
-            let rendered: Vec<_> = ports.iter().map(&mut render).collect();
-            let state = State::from_rendered(&rendered);
-            let script = plan::full(&cfg, &state);
+            let (script, mut layout, chains, rules) = if kube {
+                let state = State::from_rendered(ports.iter().map(|p| kube_proxy_shape(p, &cfg)).collect::<Vec<_>>().iter());
+                (plan::full(&cfg, &state), None, state.chains.len(), state.rule_count())
+            } else {
+                let full = Layout::full(&cfg, PORTS_PER_TABLE, &refs);
+                let (c, r) = full.counts();
+                (full.script(&cfg), Some(full.layout), c, r)
+            };
             let build = t.elapsed();
             let apply = nft_in(node, &script)?;
             println!(
-                "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules; render {:.0} ms + nft {:.2} s; {:.1} MB script)",
+                "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules{}; render {:.0} ms + nft {:.2} s; {:.1} MB script)",
                 (build + apply).as_secs_f64(),
-                state.chains.len(),
-                state.rule_count(),
+                chains,
+                rules,
+                layout.as_ref().map(|l| format!(", {} tables", l.placement.tables())).unwrap_or_default(),
                 build.as_secs_f64() * 1e3,
                 apply.as_secs_f64(),
                 script.len() as f64 / 1e6
@@ -281,23 +288,34 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 let mut extra = port(n + 1 + k, args.endpoints);
                 extra.key = format!("bench/new-{k}/tcp/http");
                 let t = Instant::now();
-                let r = render(&extra);
-                let diff = plan::diff(&cfg, &State::default(), &State::from_rendered([&r]));
-                let d = if kube {
-                    t.elapsed() + nft_in(node, &diff)?
-                } else {
-                    // What the sync loop does: netlink when every statement compiles, else nft.
-                    let (path, took) = incremental_in(node, diff)?;
-                    via_netlink += usize::from(path == Path::Netlink);
-                    t.elapsed() + took
+                let d = match layout.as_mut() {
+                    None => {
+                        let diff = plan::diff(&cfg, &State::default(), &State::from_rendered([&kube_proxy_shape(&extra, &cfg)]));
+                        t.elapsed() + nft_in(node, &diff)?
+                    }
+                    Some(l) => {
+                        // What the sync loop does: netlink when every statement compiles, else nft.
+                        let (mut opened, mut diff) = (String::new(), String::new());
+                        l.change(&cfg, &extra.key, Some(&extra), &mut opened, &mut diff);
+                        let (path, took) = incremental_in(node, opened + &diff)?;
+                        l.settle();
+                        via_netlink += usize::from(path == Path::Netlink);
+                        t.elapsed() + took
+                    }
                 };
                 one.push(d);
                 if k == 0 {
                     // The peer's way: the whole ruleset again with the new Service in it.
                     let t = Instant::now();
-                    let mut all = rendered.clone();
-                    all.push(r);
-                    let script = plan::full(&cfg, &State::from_rendered(&all));
+                    let script = match layout.as_ref() {
+                        None => {
+                            let mut all = refs.clone();
+                            all.push(&extra);
+                            plan::full(&cfg, &State::from_rendered(all.iter().map(|p| kube_proxy_shape(p, &cfg)).collect::<Vec<_>>().iter()))
+                        }
+                        // The same objects as the incremental path left, all recreated.
+                        Some(l) => Full { layout: l.clone(), states: l.states() }.script(&cfg),
+                    };
                     whole.push(t.elapsed() + nft_in(node, &script)?);
                 }
             }
@@ -314,8 +332,14 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 whole[0].as_secs_f64() * 1e3
             );
             // (a)/(d): the measured Service on top.
-            let r = render(&target);
-            nft_in(node, &plan::diff(&cfg, &State::default(), &State::from_rendered([&r])))?;
+            match layout.as_mut() {
+                None => drop(nft_in(node, &plan::diff(&cfg, &State::default(), &State::from_rendered([&kube_proxy_shape(&target, &cfg)])))?),
+                Some(l) => {
+                    let (mut opened, mut diff) = (String::new(), String::new());
+                    l.change(&cfg, &target.key, Some(&target), &mut opened, &mut diff);
+                    nft_in(node, &(opened + &diff))?;
+                }
+            }
             let vip = format!("{}:80", target.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into()));
             let (s50, s99) = latency(node, &vip, args.samples)?;
             let (d50, d99) = latency(node, "10.244.0.2:8080", args.samples)?;

@@ -204,19 +204,27 @@ impl Layout {
         let placement = Placement::pack(capacity, all.iter().map(|p| (p.key.as_str(), needs_main(p))));
         let tables = placement.tables();
         let mut slots: Vec<Slots> = (0..tables).map(|_| Slots::default()).collect();
-        let mut own: Vec<Vec<Rendered>> = vec![Vec::new(); tables];
-        let mut to_main = Vec::new();
         let mut rendered = HashMap::new();
         for p in &all {
             let t = placement.get(&p.key).unwrap_or(0);
-            let r = ruleset::render(p, &node_for(node, t), &mut slots[t]);
-            let (o, m) = split(&r);
-            own[t].push(o);
-            to_main.push(m);
-            rendered.insert(p.key.clone(), r);
+            rendered.insert(p.key.clone(), ruleset::render(p, &node_for(node, t), &mut slots[t]));
         }
-        let states = own.iter().enumerate().map(|(t, o)| if t == 0 { State::from_rendered(o.iter().chain(&to_main)) } else { State::from_rendered(o) }).collect();
-        Full { layout: Layout { placement, slots, rendered }, states }
+        let layout = Layout { placement, slots, rendered };
+        Full { states: layout.states(), layout }
+    }
+
+    /// The state of every table (the main one first) as this layout has it.
+    pub fn states(&self) -> Vec<State> {
+        let mut own: Vec<Vec<Rendered>> = vec![Vec::new(); self.placement.tables().max(self.slots.len())];
+        let mut to_main = Vec::new();
+        let mut keys: Vec<&String> = self.rendered.keys().collect();
+        keys.sort();
+        for k in keys {
+            let (o, m) = split(&self.rendered[k]);
+            own[self.placement.get(k).unwrap_or(0)].push(o);
+            to_main.push(m);
+        }
+        own.iter().enumerate().map(|(t, o)| if t == 0 { State::from_rendered(o.iter().chain(&to_main)) } else { State::from_rendered(o) }).collect()
     }
 
     /// Moves port `key` to its new rendering (`None`: gone), appending the

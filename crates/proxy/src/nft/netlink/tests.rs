@@ -244,15 +244,12 @@ fn changes_in_shard_tables_go_the_same_way_and_open_tables_through_nft() {
     let (a, b) = (Netns::new(), Netns::new());
     a.nft(&script).expect("full sync via nft");
     b.nft(&script).expect("full sync via nft");
-    let mut layouts = [full.layout.clone(), full.layout];
+    let mut layout = full.layout;
     let mut extra = map.values().find(|p| p.key.starts_with("default/a/")).expect("a").clone();
-    let mut step = |layouts: &mut [Layout; 2], key: &str, p: Option<&crate::servicemap::ServicePort>, via: Path| {
+    let step = |layout: &mut Layout, key: &str, p: Option<&crate::servicemap::ServicePort>, via: Path| {
         let (mut opened, mut script) = (String::new(), String::new());
-        for l in layouts.iter_mut() {
-            (opened, script) = (String::new(), String::new());
-            l.change(&node(), key, p, &mut opened, &mut script);
-            l.settle();
-        }
+        layout.change(&node(), key, p, &mut opened, &mut script);
+        layout.settle();
         let tx = opened + &script;
         let want = tx.clone();
         a.nft(&tx).unwrap_or_else(|e| panic!("{key}: nft refused: {e}\n{tx}"));
@@ -265,12 +262,12 @@ fn changes_in_shard_tables_go_the_same_way_and_open_tables_through_nft() {
         extra.key = format!("default/new-{i}/tcp/http");
         extra.cluster_ip = Some(format!("10.96.1.{i}").parse().expect("ip"));
         let key = extra.key.clone();
-        let tx = step(&mut layouts, &key, Some(&extra), Path::Netlink);
+        let tx = step(&mut layout, &key, Some(&extra), Path::Netlink);
         assert!(tx.contains(&format!("add element ip {table} service-ips {{ 10.96.1.{i} . tcp . 80 : goto service-")), "{key} lands in {table}:\n{tx}");
     }
     // Gaining a NodePort moves a port from its shard table to the main table.
     extra.node_port = Some(30099);
-    let tx = step(&mut layouts, &extra.key.clone(), Some(&extra), Path::Netlink);
+    let tx = step(&mut layout, &extra.key.clone(), Some(&extra), Path::Netlink);
     assert!(tx.contains("delete chain ip portico-shard-2 service-") && tx.contains("add element ip portico service-nodeports { tcp . 30099 :"), "{tx}");
     // With every table full, the next port opens a new shard table (through nft: base chains).
     for i in 4..=7 {
@@ -279,13 +276,13 @@ fn changes_in_shard_tables_go_the_same_way_and_open_tables_through_nft() {
         extra.node_port = None;
         let key = extra.key.clone();
         let via = if i == 7 { Path::Nft } else { Path::Netlink };
-        let tx = step(&mut layouts, &key, Some(&extra), via);
+        let tx = step(&mut layout, &key, Some(&extra), via);
         if i == 7 {
             assert!(tx.starts_with("table ip portico-shard-5 {"), "{tx}");
         }
     }
     // A port that goes leaves its table's objects behind in neither table.
-    let tx = step(&mut layouts, "default/more-7/tcp/http", None, Path::Netlink);
+    let tx = step(&mut layout, "default/more-7/tcp/http", None, Path::Netlink);
     assert!(tx.contains("delete chain ip portico-shard-5 service-"), "{tx}");
     for t in ["portico", "portico-shard-1", "portico-shard-2", "portico-shard-3", "portico-shard-4", "portico-shard-5"] {
         assert_eq!(b.list_table(t), a.list_table(t), "table {t}");
