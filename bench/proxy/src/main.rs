@@ -45,6 +45,9 @@ struct Args {
     /// New Services programmed one at a time per point (b).
     #[arg(long, default_value_t = 50)]
     new_services: usize,
+    /// Pause after a full sync before sampling (the kernel frees the replaced ruleset).
+    #[arg(long, default_value_t = 2000)]
+    settle_ms: u64,
     /// Largest Service count the kube-proxy-shaped peer is run at (its
     /// per-Service anonymous vmaps take minutes beyond 10k).
     #[arg(long, default_value_t = 10000)]
@@ -270,6 +273,9 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             };
             let build = t.elapsed();
             let apply = nft_in(node, &script)?;
+            // The kernel frees a replaced ruleset after the commit; the first transaction
+            // right after a big one waits for that (~50 ms at 30k). Steady state is measured.
+            std::thread::sleep(Duration::from_millis(args.settle_ms));
             println!(
                 "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules{}; render {:.0} ms + nft {:.2} s; {:.1} MB script)",
                 (build + apply).as_secs_f64(),
@@ -280,6 +286,8 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 apply.as_secs_f64(),
                 script.len() as f64 / 1e6
             );
+            drop(script);
+            portico_proxy::consolidate_heap();
             // (b) one new Service with n present.
             let mut one = Vec::new();
             let mut whole = Vec::new();
@@ -297,15 +305,16 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                         // What the sync loop does: netlink when every statement compiles, else nft.
                         let (mut opened, mut diff) = (String::new(), String::new());
                         l.change(&cfg, &extra.key, Some(&extra), &mut opened, &mut diff);
-                        let (path, took) = incremental_in(node, opened + &diff)?;
+                        let (path, _) = incremental_in(node, opened + &diff)?;
                         l.settle();
                         via_netlink += usize::from(path == Path::Netlink);
-                        t.elapsed() + took
+                        t.elapsed()
                     }
                 };
                 one.push(d);
-                if k == 0 {
-                    // The peer's way: the whole ruleset again with the new Service in it.
+                if k + 1 == args.new_services.max(1) {
+                    // The peer's way: the whole ruleset again with the new Service in it
+                    // (after the samples, which it would disturb).
                     let t = Instant::now();
                     let script = match layout.as_ref() {
                         None => {
@@ -317,18 +326,23 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                         Some(l) => Full { layout: l.clone(), states: l.states() }.script(&cfg),
                     };
                     whole.push(t.elapsed() + nft_in(node, &script)?);
+                    std::thread::sleep(Duration::from_millis(args.settle_ms));
                 }
             }
+            let mut slowest: Vec<(usize, Duration)> = one.iter().copied().enumerate().collect();
+            slowest.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+            let slowest: Vec<String> = slowest.iter().take(3).map(|(i, d)| format!("#{i} {:.1}", d.as_secs_f64() * 1e3)).collect();
             one.sort();
             whole.sort();
             let q = |f: f64| one[((one.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e3;
             println!(
-                "  (b) {label:<17} one new Service live: incremental p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} Services{}); full re-apply {:.0} ms",
+                "  (b) {label:<17} one new Service live: incremental p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} Services{}; slowest {}); full re-apply {:.0} ms",
                 q(0.5),
                 q(0.99),
                 q(1.0),
                 one.len(),
                 if kube { ", nft -f".to_owned() } else { format!(", {via_netlink} via netlink") },
+                slowest.join(", "),
                 whole[0].as_secs_f64() * 1e3
             );
             // (a)/(d): the measured Service on top.

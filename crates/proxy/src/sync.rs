@@ -5,9 +5,10 @@
 //! (a netlink batch; `nft -f` when a statement is outside the netlink
 //! compiler's grammar, such as anything in the ip6 table). A full resync
 //! (`nft -f`) runs at start and periodically, and after any failed
-//! transaction. Each IP family has its own table and its own view of the
-//! kernel; the IPv6 table exists only while the node has IPv6 and some
-//! Service needs it.
+//! transaction. Each IP family has its own tables (a main one and, past
+//! 2000 Service ports, shard tables: `nft::shards`) and its own view of the
+//! kernel; the IPv6 tables exist only while the node has IPv6 and some
+//! Service needs them.
 
 use crate::metrics::Metrics;
 use crate::nft::ruleset::NodeConfig;
@@ -257,6 +258,8 @@ fn full_sync(cfg: &Config, node: &NodeConfig, world: &World, prog: &mut Programm
     }
     let (chains, rules) = full.counts();
     *prog = Programmed { ports, layout: full.layout, hairpin, chains, rules, present };
+    drop(full.states);
+    crate::consolidate_heap();
     Ok(())
 }
 
