@@ -45,9 +45,6 @@ struct Args {
     /// New Services programmed one at a time per point (b).
     #[arg(long, default_value_t = 50)]
     new_services: usize,
-    /// Pause after a full sync before sampling (the kernel frees the replaced ruleset).
-    #[arg(long, default_value_t = 2000)]
-    settle_ms: u64,
     /// Largest Service count the kube-proxy-shaped peer is run at (its
     /// per-Service anonymous vmaps take minutes beyond 10k).
     #[arg(long, default_value_t = 10000)]
@@ -273,9 +270,6 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             };
             let build = t.elapsed();
             let apply = nft_in(node, &script)?;
-            // The kernel frees a replaced ruleset after the commit; the first transaction
-            // right after a big one waits for that (~50 ms at 30k). Steady state is measured.
-            std::thread::sleep(Duration::from_millis(args.settle_ms));
             println!(
                 "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules{}; render {:.0} ms + nft {:.2} s; {:.1} MB script)",
                 (build + apply).as_secs_f64(),
@@ -286,6 +280,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 apply.as_secs_f64(),
                 script.len() as f64 / 1e6
             );
+            // As the sync loop does after a full sync.
             drop(script);
             portico_proxy::consolidate_heap();
             // (b) one new Service with n present.
@@ -314,7 +309,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                 one.push(d);
                 if k + 1 == args.new_services.max(1) {
                     // The peer's way: the whole ruleset again with the new Service in it
-                    // (after the samples, which it would disturb).
+                    // (after the last sample, so the samples all follow the same full sync).
                     let t = Instant::now();
                     let script = match layout.as_ref() {
                         None => {
@@ -326,7 +321,6 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
                         Some(l) => Full { layout: l.clone(), states: l.states() }.script(&cfg),
                     };
                     whole.push(t.elapsed() + nft_in(node, &script)?);
-                    std::thread::sleep(Duration::from_millis(args.settle_ms));
                 }
             }
             let mut slowest: Vec<(usize, Duration)> = one.iter().copied().enumerate().collect();
