@@ -126,6 +126,19 @@ fn incremental_in(ns: &str, script: String) -> anyhow::Result<(Path, Duration)> 
     .map_err(|_| anyhow::anyhow!("apply thread panicked"))?
 }
 
+/// Lists the `ip` tables as the sync loop does before a full sync, from a thread inside `ns`.
+fn tables_in(ns: &str) -> anyhow::Result<Duration> {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || -> anyhow::Result<Duration> {
+        enter(&ns)?;
+        let t = Instant::now();
+        apply::tables("ip")?;
+        Ok(t.elapsed())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("list thread panicked"))?
+}
+
 fn enter(ns: &str) -> anyhow::Result<()> {
     let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
     nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
@@ -270,13 +283,17 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             };
             let build = t.elapsed();
             let apply = nft_in(node, &script)?;
+            // The sync loop lists the tables (for stale shard tables) before each full sync:
+            // timed with these n Services present, as the next periodic resync finds them.
+            let listed = if kube { Duration::ZERO } else { tables_in(node)? };
             println!(
-                "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules{}; render {:.0} ms + nft {:.2} s; {:.1} MB script)",
-                (build + apply).as_secs_f64(),
+                "  (c) {label:<17} full sync: {:.2} s ({} chains, {} rules{}; render {:.0} ms + table list {:.1} ms + nft {:.2} s; {:.1} MB script)",
+                (build + listed + apply).as_secs_f64(),
                 chains,
                 rules,
                 layout.as_ref().map(|l| format!(", {} tables", l.placement.tables())).unwrap_or_default(),
                 build.as_secs_f64() * 1e3,
+                listed.as_secs_f64() * 1e3,
                 apply.as_secs_f64(),
                 script.len() as f64 / 1e6
             );

@@ -66,12 +66,8 @@ pub fn delete_table(family: &str, table: &str) -> Result<(), NftError> {
     apply(&format!("add table {family} {table}\ndelete table {family} {table}\n"))
 }
 
-/// The names of the tables of `family` (`ip`, `ip6`) in the kernel.
+/// The names of the tables of `family` (`ip`, `ip6`) in the kernel (a
+/// netlink dump: `nft list tables` would fetch the whole ruleset first).
 pub fn tables(family: &str) -> Result<Vec<String>, NftError> {
-    let out = Command::new("nft").args(["list", "tables", family]).stdout(Stdio::piped()).stderr(Stdio::piped()).output().map_err(NftError::Spawn)?;
-    if !out.status.success() {
-        return Err(NftError::Rejected(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
-    }
-    let prefix = format!("table {family} ");
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().strip_prefix(&prefix)).map(str::to_owned).collect())
+    netlink::table_names(family).map_err(NftError::Netlink)
 }

@@ -14,6 +14,7 @@
 //! (and other families than `ip` for now) make the caller use nft instead:
 //! never a different rule.
 
+mod dump;
 mod expr;
 mod msg;
 mod rule;
@@ -37,6 +38,16 @@ pub enum NetlinkError {
     /// Talking to the kernel failed (the outcome may be unknown).
     #[error("netlink: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The names of the tables of `family` (`ip`, `ip6`) in this network namespace.
+pub fn table_names(family: &str) -> Result<Vec<String>, std::io::Error> {
+    let nfproto = match family {
+        "ip" => 2,
+        "ip6" => 10,
+        f => return Err(std::io::Error::other(format!("unknown nftables family {f}"))),
+    };
+    dump::table_names(nfproto)
 }
 
 /// A planned script compiled to one nf_tables batch.

@@ -124,6 +124,15 @@ pub(super) fn encode_batch(msgs: &[Msg], seq: u32) -> Vec<u8> {
     out
 }
 
+/// A dump request for every object of nf_tables message type `ty` (a GET type) of `family`.
+pub(super) fn encode_dump(ty: u16, family: u8, seq: u32) -> Vec<u8> {
+    /// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
+    const NLM_F_DUMP: u16 = 0x300;
+    let mut out = Vec::new();
+    header(&mut out, (NFNL_SUBSYS_NFTABLES << 8) | ty, NLM_F_REQUEST | NLM_F_DUMP, seq, family, 0, &[]);
+    out
+}
+
 /// `nlmsghdr` + `nfgenmsg` (family, version 0, res_id big-endian) + attributes.
 fn header(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16, attrs: &[u8]) {
     let len = (16 + 4 + attrs.len()) as u32;

@@ -289,3 +289,15 @@ fn changes_in_shard_tables_go_the_same_way_and_open_tables_through_nft() {
     }
     assert!(a.list_table("portico").contains("10.96.0.14 . tcp . 80 : goto reject-chain"), "d has no endpoints: its reject element is in the main table");
 }
+
+#[test]
+fn the_table_dump_names_every_table_of_the_family_and_no_other() {
+    let a = Netns::new();
+    a.nft("table ip portico { }\ntable ip portico-shard-1 { chain c { } ; }\ntable ip6 portico { }\ntable inet other { }\n").expect("tables via nft");
+    let mut v4 = a.inside(|| super::table_names("ip").map_err(|e| e.to_string())).expect("dump");
+    v4.sort();
+    assert_eq!(v4, ["portico", "portico-shard-1"]);
+    assert_eq!(a.inside(|| super::table_names("ip6").map_err(|e| e.to_string())), Ok(vec!["portico".to_owned()]));
+    let empty = Netns::new();
+    assert_eq!(empty.inside(|| super::table_names("ip").map_err(|e| e.to_string())), Ok(vec![]));
+}
