@@ -68,10 +68,12 @@ pub(crate) fn apply(c: &Cluster, manifest: &str) {
 }
 
 /// Sends "hostname" over UDP from the node, from one fixed source port, every
-/// 100 ms for `secs` seconds; returns the replies in order.
-fn udp_from_fixed_port(c: &Cluster, addr: &str, port: u16, secs: u32) -> std::process::Child {
+/// 100 ms for `secs` seconds, to an IPv4 or IPv6 `addr`; prints each reply
+/// (`-` when none came within 100 ms) as a line of the child's stdout.
+pub(crate) fn udp_from_fixed_port(c: &Cluster, addr: &str, port: u16, secs: u32) -> std::process::Child {
+    let (family, any) = if addr.contains(':') { ("AF_INET6", "::") } else { ("AF_INET", "0.0.0.0") };
     let script = format!(
-        "import socket,time,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',40555))\ns.settimeout(0.1)\nend=time.time()+{secs}\nwhile time.time()<end:\n  try:\n    s.sendto(b'hostname',('{addr}',{port}))\n    print(s.recv(2048).decode(),flush=True)\n  except Exception:\n    print('-',flush=True)\n  time.sleep(0.1)\n"
+        "import socket,time,sys\ns=socket.socket(socket.{family},socket.SOCK_DGRAM)\ns.bind(('{any}',40555))\ns.settimeout(0.1)\nend=time.time()+{secs}\nwhile time.time()<end:\n  try:\n    s.sendto(b'hostname',('{addr}',{port}))\n    print(s.recv(2048).decode(),flush=True)\n  except Exception:\n    print('-',flush=True)\n  time.sleep(0.1)\n"
     );
     c.on_node("python3").args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3")
 }

@@ -4,11 +4,15 @@
 //! namespace, reached over the IPv6 ClusterIP from the node and from outside,
 //! over a NodePort on the node's IPv6 address, and a Service without IPv6
 //! endpoints refusing at once; dual-stack pods behind a selector Service;
-//! and a single-stack cluster's refusals.
+//! a single-stack cluster's refusals; and an IPv6 UDP Service whose
+//! client's conntrack entry is deleted when it goes stale: a flow from before
+//! the Service existed, a replaced pod, zero endpoints and back.
 
 use crate::harness::{Cluster, stdout};
-use crate::proxy::{apply, netexec, ready_ips, wait};
+use crate::proxy::{apply, netexec, ready_ips, udp_from_fixed_port, wait};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NODE_IP6: &str = "fd00:200::2";
@@ -285,4 +289,139 @@ spec:
     wait(&c, "the sticky IPv6 ClusterIP answers", Duration::from_secs(10), || names.contains(&curl6(c.on_node("curl"), &sticky).1));
     let hits: std::collections::BTreeSet<String> = (0..15).map(|_| curl6(c.on_node("curl"), &sticky).1).collect();
     assert_eq!(hits.len(), 1, "15 requests with ClientIP affinity reach one pod: {hits:?}");
+}
+
+/// The replies of a running [`udp_from_fixed_port`] client as they arrive,
+/// each with the time it was read; the client is killed when dropped.
+struct UdpReplies {
+    client: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl UdpReplies {
+    fn start(c: &Cluster, addr: &str, port: u16, secs: u32) -> Self {
+        let mut client = udp_from_fixed_port(c, addr, port, secs);
+        let out = client.stdout.take().expect("client stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().expect("replies").push((Instant::now(), line));
+            }
+        });
+        Self { client, lines }
+    }
+
+    /// The replies read at or after `since`.
+    fn since(&self, since: Instant) -> Vec<String> {
+        self.lines.lock().expect("replies").iter().filter(|(t, _)| *t >= since).map(|(_, l)| l.clone()).collect()
+    }
+
+    /// Waits up to `limit` for a reply `want` read at or after `since`; returns how long after `since` it came.
+    fn wait_for(&self, want: &str, since: Instant, limit: Duration) -> Duration {
+        loop {
+            let first = self.lines.lock().expect("replies").iter().find(|(t, l)| *t >= since && l == want).map(|(t, _)| *t - since);
+            if let Some(took) = first {
+                return took;
+            }
+            assert!(since.elapsed() < limit, "no UDP reply from {want} within {limit:?}; replies since: {:?}", self.since(since));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for UdpReplies {
+    fn drop(&mut self) {
+        let _ = self.client.kill();
+        let _ = self.client.wait();
+    }
+}
+
+/// Ready IPv6 endpoints of `svc` (addresses from its IPv6 EndpointSlices).
+fn ready_v6_endpoints(c: &Cluster, svc: &str) -> Vec<String> {
+    let text = c.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        &format!("kubernetes.io/service-name={svc}"),
+        "-o",
+        "jsonpath={range .items[?(@.addressType==\"IPv6\")]}{range .endpoints[*]}{.addresses[0]} {.conditions.ready}{\"\\n\"}{end}{end}",
+    ]);
+    text.lines().filter_map(|l| l.strip_suffix(" true")).map(str::to_owned).collect()
+}
+
+/// The ready pod of `app` with its IPv6 address, once there is exactly one.
+fn one_ready_pod_v6(c: &Cluster, app: &str, not: &str) -> (String, String) {
+    let mut found = None;
+    wait(c, &format!("one ready {app} pod other than {not:?}"), Duration::from_secs(60), || {
+        let ready = ready_ips(c, app);
+        found = match ready.as_slice() {
+            [(name, _)] if name != not => {
+                let ip = c.ok(&["get", "pod", name, "-o", "jsonpath={.status.podIPs[1].ip}"]);
+                Some((name.clone(), ip))
+            }
+            _ => None,
+        };
+        found.is_some()
+    });
+    found.expect("a ready pod")
+}
+
+#[test]
+fn proxy_ipv6_udp_flow_follows_a_new_service_a_replaced_pod_and_zero_endpoints_and_back() {
+    let c = Cluster::start_node_with(&["--service-cidr", "10.96.0.0/12,fd00:10:96::/112", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56"]);
+    wire_uplink_ipv6(&c);
+    apply(&c, &netexec("udp6", 1, ""));
+    let (first, first_ip) = one_ready_pod_v6(&c, "udp6", "");
+    // One client, one source port, for the whole test: every answer rides the same conntrack entry.
+    // It starts before the Service exists, so its first packets leave unNATed and make an entry
+    // that must be deleted when the Service gets its endpoint.
+    let vip = "fd00:10:96::53";
+    let start = Instant::now();
+    let replies = UdpReplies::start(&c, vip, 53, 90);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = replies.since(start);
+    assert!(!before.is_empty() && before.iter().all(|r| r == "-"), "no answers before the Service exists: {before:?}");
+    apply(
+        &c,
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: udp6}}
+spec:
+  ipFamilyPolicy: SingleStack
+  ipFamilies: [IPv6]
+  clusterIP: {vip}
+  selector: {{app: udp6}}
+  ports: [{{name: dns-like, port: 53, targetPort: udp, protocol: UDP}}]
+"
+        ),
+    );
+    wait(&c, "the first pod in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [first_ip.clone()]);
+    let published = Instant::now();
+    let took = replies.wait_for(&first, published, Duration::from_secs(5));
+    eprintln!("UDP reached the first pod {took:?} after its endpoint was published");
+    // Replace the pod: its Deployment makes a new one with a new address.
+    c.ok(&["delete", "pod", &first, "--wait=false"]);
+    let (second, second_ip) = one_ready_pod_v6(&c, "udp6", &first);
+    assert_ne!(second_ip, first_ip, "the replacement has a new IPv6 address");
+    wait(&c, "only the replacement in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [second_ip.clone()]);
+    let moved = Instant::now();
+    let took = replies.wait_for(&second, moved, Duration::from_secs(5));
+    eprintln!("UDP reached the replacement {took:?} after its endpoint was published");
+    // No endpoints, then one again: the flow comes back to the new pod.
+    c.ok(&["scale", "deploy", "udp6", "--replicas=0"]);
+    wait(&c, "no IPv6 endpoints", Duration::from_secs(30), || c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=udp6", "-o", "jsonpath={.items[*].endpoints[*].addresses}"]).is_empty());
+    let empty = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let silent = replies.since(empty + Duration::from_millis(500));
+    assert!(!silent.is_empty() && silent.iter().all(|r| r == "-"), "no answers while the Service has no endpoints: {silent:?}");
+    c.ok(&["scale", "deploy", "udp6", "--replicas=1"]);
+    let (third, third_ip) = one_ready_pod_v6(&c, "udp6", &second);
+    wait(&c, "the third pod in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [third_ip.clone()]);
+    let back = Instant::now();
+    let took = replies.wait_for(&third, back, Duration::from_secs(5));
+    eprintln!("UDP reached the pod after zero endpoints {took:?} after its endpoint was published");
+    let after = replies.since(back + took);
+    assert!(after.iter().all(|r| r == &third || r == "-"), "every answer after the move is from {third}: {after:?}");
 }
