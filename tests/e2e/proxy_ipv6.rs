@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NODE_IP6: &str = "fd00:200::2";
-const OUTSIDE_IP6: &str = "fd00:200::1";
+pub(crate) const NODE_IP6: &str = "fd00:200::2";
+pub(crate) const OUTSIDE_IP6: &str = "fd00:200::1";
 /// The node's end of the link to the backend namespace.
 const LINK_IP6: &str = "fd00:201::1";
 const BACKEND_IP6: &str = "fd00:201::2";
@@ -44,7 +44,7 @@ impl Drop for Backend {
 /// Gives the node and the outside namespace IPv6 addresses on the uplink,
 /// the node a default route through the outside and the outside a route to
 /// the IPv6 Service range through the node.
-fn wire_uplink_ipv6(c: &Cluster) {
+pub(crate) fn wire_uplink_ipv6(c: &Cluster) {
     let node = c.netns.clone().expect("node namespace");
     let outside = c.outside.clone().expect("outside namespace");
     let links = stdout(&Command::new("ip").args(["-n", &outside, "-o", "link", "show"]).output().expect("ip link"));
@@ -293,14 +293,15 @@ spec:
 
 /// The replies of a running [`udp_from_fixed_port`] client as they arrive,
 /// each with the time it was read; the client is killed when dropped.
-struct UdpReplies {
+pub(crate) struct UdpReplies {
     client: Child,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl UdpReplies {
-    fn start(c: &Cluster, addr: &str, port: u16, secs: u32) -> Self {
-        let mut client = udp_from_fixed_port(c, addr, port, secs);
+    /// Starts the client with `python3` (a command in the client's namespace).
+    pub(crate) fn start(python3: Command, addr: &str, port: u16, secs: u32) -> Self {
+        let mut client = udp_from_fixed_port(python3, addr, port, secs);
         let out = client.stdout.take().expect("client stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
@@ -313,12 +314,12 @@ impl UdpReplies {
     }
 
     /// The replies read at or after `since`.
-    fn since(&self, since: Instant) -> Vec<String> {
+    pub(crate) fn since(&self, since: Instant) -> Vec<String> {
         self.lines.lock().expect("replies").iter().filter(|(t, _)| *t >= since).map(|(_, l)| l.clone()).collect()
     }
 
     /// Waits up to `limit` for a reply `want` read at or after `since`; returns how long after `since` it came.
-    fn wait_for(&self, want: &str, since: Instant, limit: Duration) -> Duration {
+    pub(crate) fn wait_for(&self, want: &str, since: Instant, limit: Duration) -> Duration {
         loop {
             let first = self.lines.lock().expect("replies").iter().find(|(t, l)| *t >= since && l == want).map(|(t, _)| *t - since);
             if let Some(took) = first {
@@ -378,7 +379,7 @@ fn proxy_ipv6_udp_flow_follows_a_new_service_a_replaced_pod_and_zero_endpoints_a
     // that must be deleted when the Service gets its endpoint.
     let vip = "fd00:10:96::53";
     let start = Instant::now();
-    let replies = UdpReplies::start(&c, vip, 53, 90);
+    let replies = UdpReplies::start(c.on_node("python3"), vip, 53, 90);
     std::thread::sleep(Duration::from_secs(1));
     let before = replies.since(start);
     assert!(!before.is_empty() && before.iter().all(|r| r == "-"), "no answers before the Service exists: {before:?}");
