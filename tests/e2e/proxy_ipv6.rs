@@ -4,9 +4,10 @@
 //! namespace, reached over the IPv6 ClusterIP from the node and from outside,
 //! over a NodePort on the node's IPv6 address, and a Service without IPv6
 //! endpoints refusing at once; dual-stack pods behind a selector Service;
-//! a single-stack cluster's refusals; and an IPv6 UDP Service whose
-//! client's conntrack entry is deleted when it goes stale: a flow from before
-//! the Service existed, a replaced pod, zero endpoints and back.
+//! a single-stack cluster's refusals; and an IPv6 UDP Service (ClusterIP
+//! from the node, NodePort from outside) whose clients' conntrack entries are
+//! deleted when they go stale: a flow from before the Service existed, the
+//! endpoint a flow reaches going away, zero endpoints and back.
 
 use crate::harness::{Cluster, stdout};
 use crate::proxy::{apply, netexec, ready_ips, udp_from_fixed_port, wait};
@@ -320,12 +321,18 @@ impl UdpReplies {
 
     /// Waits up to `limit` for a reply `want` read at or after `since`; returns how long after `since` it came.
     pub(crate) fn wait_for(&self, want: &str, since: Instant, limit: Duration) -> Duration {
+        self.wait_until(since, limit, &format!("from {want}"), |l| l == want).1
+    }
+
+    /// Waits up to `limit` for the first reply read at or after `since` that `pick` accepts;
+    /// returns it and how long after `since` it came.
+    pub(crate) fn wait_until(&self, since: Instant, limit: Duration, what: &str, pick: impl Fn(&str) -> bool) -> (String, Duration) {
         loop {
-            let first = self.lines.lock().expect("replies").iter().find(|(t, l)| *t >= since && l == want).map(|(t, _)| *t - since);
-            if let Some(took) = first {
-                return took;
+            let first = self.lines.lock().expect("replies").iter().find(|(t, l)| *t >= since && pick(l)).map(|(t, l)| (l.clone(), *t - since));
+            if let Some(found) = first {
+                return found;
             }
-            assert!(since.elapsed() < limit, "no UDP reply from {want} within {limit:?}; replies since: {:?}", self.since(since));
+            assert!(since.elapsed() < limit, "no UDP reply {what} within {limit:?}; replies since: {:?}", self.since(since));
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -374,14 +381,14 @@ fn proxy_ipv6_udp_flow_follows_a_new_service_a_replaced_pod_and_zero_endpoints_a
     wire_uplink_ipv6(&c);
     apply(&c, &netexec("udp6", 1, ""));
     let (first, first_ip) = one_ready_pod_v6(&c, "udp6", "");
-    // One client, one source port, for the whole test: every answer rides the same conntrack entry.
-    // It starts before the Service exists, so its first packets leave unNATed and make an entry
-    // that must be deleted when the Service gets its endpoint.
+    // One client per path, one source port each, for the whole test: every answer rides the
+    // same conntrack entry. The node's client starts before the Service exists, so its first
+    // packets leave unNATed and make an entry that must go when the Service gets its endpoint.
     let vip = "fd00:10:96::53";
     let start = Instant::now();
-    let replies = UdpReplies::start(c.on_node("python3"), vip, 53, 90);
+    let node = UdpReplies::start(c.on_node("python3"), vip, 53, 90);
     std::thread::sleep(Duration::from_secs(1));
-    let before = replies.since(start);
+    let before = node.since(start);
     assert!(!before.is_empty() && before.iter().all(|r| r == "-"), "no answers before the Service exists: {before:?}");
     apply(
         &c,
@@ -390,39 +397,60 @@ fn proxy_ipv6_udp_flow_follows_a_new_service_a_replaced_pod_and_zero_endpoints_a
 kind: Service
 metadata: {{name: udp6}}
 spec:
+  type: NodePort
   ipFamilyPolicy: SingleStack
   ipFamilies: [IPv6]
   clusterIP: {vip}
   selector: {{app: udp6}}
-  ports: [{{name: dns-like, port: 53, targetPort: udp, protocol: UDP}}]
+  ports: [{{name: dns-like, port: 53, targetPort: udp, protocol: UDP, nodePort: 30553}}]
 "
         ),
     );
     wait(&c, "the first pod in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [first_ip.clone()]);
     let published = Instant::now();
-    let took = replies.wait_for(&first, published, Duration::from_secs(5));
-    eprintln!("UDP reached the first pod {took:?} after its endpoint was published");
-    // Replace the pod: its Deployment makes a new one with a new address.
+    let took = node.wait_for(&first, published, Duration::from_secs(5));
+    eprintln!("UDP over the ClusterIP reached the first pod {took:?} after its endpoint was published");
+    // From outside through the NodePort on the node's IPv6 address.
+    let outside = UdpReplies::start(c.outside("python3"), NODE_IP6, 30553, 90);
+    outside.wait_for(&first, published, Duration::from_secs(5));
+    let clients = [("ClusterIP from the node", &node), ("NodePort from outside", &outside)];
+    // A second endpoint does not move the flows (their entries stay); then the pod they reach
+    // goes away while the other stays ready, so the Service never has zero endpoints.
+    c.ok(&["scale", "deploy", "udp6", "--replicas=2"]);
+    wait(&c, "two ready IPv6 endpoints", Duration::from_secs(30), || ready_v6_endpoints(&c, "udp6").len() == 2);
+    let scaled = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    for (path, client) in clients {
+        let got = client.since(scaled);
+        assert!(got.contains(&first) && got.iter().all(|r| r == &first || r == "-"), "{path}: the flow stays on {first} when a second endpoint comes: {got:?}");
+    }
     c.ok(&["delete", "pod", &first, "--wait=false"]);
-    let (second, second_ip) = one_ready_pod_v6(&c, "udp6", &first);
-    assert_ne!(second_ip, first_ip, "the replacement has a new IPv6 address");
-    wait(&c, "only the replacement in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [second_ip.clone()]);
+    wait(&c, "the deleted pod out of the ready IPv6 endpoints", Duration::from_secs(20), || !ready_v6_endpoints(&c, "udp6").contains(&first_ip));
     let moved = Instant::now();
-    let took = replies.wait_for(&second, moved, Duration::from_secs(5));
-    eprintln!("UDP reached the replacement {took:?} after its endpoint was published");
-    // No endpoints, then one again: the flow comes back to the new pod.
+    for (path, client) in clients {
+        let (second, took) = client.wait_until(moved, Duration::from_secs(5), &format!("from a pod other than {first}"), |r| r != "-" && r != first);
+        eprintln!("UDP ({path}) reached {second} {took:?} after {first} left the ready endpoints");
+        let after = client.since(moved + took);
+        assert!(after.iter().all(|r| r != &first), "{path}: no answer from {first} after it left: {after:?}");
+    }
+    // No endpoints, then one again: the flows come back to the new pod. (Meanwhile the reject
+    // refuses each packet as a new flow, before conntrack confirms an entry for it.)
     c.ok(&["scale", "deploy", "udp6", "--replicas=0"]);
     wait(&c, "no IPv6 endpoints", Duration::from_secs(30), || c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=udp6", "-o", "jsonpath={.items[*].endpoints[*].addresses}"]).is_empty());
     let empty = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
-    let silent = replies.since(empty + Duration::from_millis(500));
-    assert!(!silent.is_empty() && silent.iter().all(|r| r == "-"), "no answers while the Service has no endpoints: {silent:?}");
+    for (path, client) in clients {
+        let silent = client.since(empty + Duration::from_millis(500));
+        assert!(!silent.is_empty() && silent.iter().all(|r| r == "-"), "{path}: no answers while the Service has no endpoints: {silent:?}");
+    }
     c.ok(&["scale", "deploy", "udp6", "--replicas=1"]);
-    let (third, third_ip) = one_ready_pod_v6(&c, "udp6", &second);
+    let (third, third_ip) = one_ready_pod_v6(&c, "udp6", "");
     wait(&c, "the third pod in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [third_ip.clone()]);
     let back = Instant::now();
-    let took = replies.wait_for(&third, back, Duration::from_secs(5));
-    eprintln!("UDP reached the pod after zero endpoints {took:?} after its endpoint was published");
-    let after = replies.since(back + took);
-    assert!(after.iter().all(|r| r == &third || r == "-"), "every answer after the move is from {third}: {after:?}");
+    for (path, client) in clients {
+        let took = client.wait_for(&third, back, Duration::from_secs(5));
+        eprintln!("UDP ({path}) reached the pod after zero endpoints {took:?} after its endpoint was published");
+        let after = client.since(back + took);
+        assert!(after.iter().all(|r| r == &third || r == "-"), "{path}: every answer after the move is from {third}: {after:?}");
+    }
 }
