@@ -135,8 +135,8 @@ spec:
     let new_name = ready_ips(&c, "web").first().expect("replacement").0.clone();
     let out = client.wait_with_output().expect("udp client");
     let replies: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
-    assert!(replies.iter().any(|r| *r == only.0), "UDP reached the first pod: {replies:?}");
-    assert!(replies.iter().any(|r| *r == new_name), "UDP from the same source port reaches the replacement (stale conntrack entry deleted): {replies:?}");
+    assert!(replies.contains(&only.0), "UDP reached the first pod: {replies:?}");
+    assert!(replies.contains(&new_name), "UDP from the same source port reaches the replacement (stale conntrack entry deleted): {replies:?}");
     // After the endpoints moved, no request goes to the dead IP.
     for _ in 0..20 {
         let (ok, body) = curl(&c, &format!("http://{cip}/hostname"));

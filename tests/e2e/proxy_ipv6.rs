@@ -13,7 +13,8 @@ use crate::harness::{Cluster, stdout};
 use crate::proxy::{apply, netexec, ready_ips, udp_from_fixed_port, wait};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) const NODE_IP6: &str = "fd00:200::2";
@@ -308,7 +309,7 @@ impl UdpReplies {
         let sink = Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().expect("replies").push((Instant::now(), line));
+                sink.lock().push((Instant::now(), line));
             }
         });
         Self { client, lines }
@@ -316,7 +317,7 @@ impl UdpReplies {
 
     /// The replies read at or after `since`.
     pub(crate) fn since(&self, since: Instant) -> Vec<String> {
-        self.lines.lock().expect("replies").iter().filter(|(t, _)| *t >= since).map(|(_, l)| l.clone()).collect()
+        self.lines.lock().iter().filter(|(t, _)| *t >= since).map(|(_, l)| l.clone()).collect()
     }
 
     /// Waits up to `limit` for a reply `want` read at or after `since`; returns how long after `since` it came.
@@ -328,7 +329,7 @@ impl UdpReplies {
     /// returns it and how long after `since` it came.
     pub(crate) fn wait_until(&self, since: Instant, limit: Duration, what: &str, pick: impl Fn(&str) -> bool) -> (String, Duration) {
         loop {
-            let first = self.lines.lock().expect("replies").iter().find(|(t, l)| *t >= since && pick(l)).map(|(t, l)| (l.clone(), *t - since));
+            let first = self.lines.lock().iter().find(|(t, l)| *t >= since && pick(l)).map(|(t, l)| (l.clone(), *t - since));
             if let Some(found) = first {
                 return found;
             }
