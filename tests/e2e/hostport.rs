@@ -1,10 +1,12 @@
 //! Host ports end to end: a pod's `hostPort` answers on the node's address
 //! from outside the node, from the node itself (localhost too) and from the
 //! pod; the scheduler keeps a second pod wanting the same hostIP/protocol/port
-//! off the node with kube-scheduler's event; rules go with the pod.
+//! off the node with kube-scheduler's event; rules go with the pod; on a
+//! dual-stack node the same over IPv6.
 
 use crate::harness::{Cluster, NODE_IP, OUTSIDE_IP, stdout};
 use crate::node::{node_run, until};
+use crate::proxy_ipv6::{NODE_IP6, OUTSIDE_IP6, UdpReplies, wire_uplink_ipv6};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,9 +69,14 @@ fn udp_hostname(mut cmd: Command, ip: &str, port: u16) -> Command {
     cmd
 }
 
-/// The host-port rules on the node: the table listing, or `None` when the table is gone.
+/// The IPv4 host-port rules on the node: the table listing, or `None` when the table is gone.
 fn hostport_table(c: &Cluster) -> Option<String> {
-    let out = c.on_node("nft").args(["list", "table", "ip", "portico-hostports"]).output().expect("nft");
+    hostport_table_of(c, "ip")
+}
+
+/// The host-port table of `family` (`ip` or `ip6`) on the node, `None` when it is gone.
+fn hostport_table_of(c: &Cluster, family: &str) -> Option<String> {
+    let out = c.on_node("timeout").args(["20", "nft", "list", "table", family, "portico-hostports"]).output().expect("nft");
     out.status.success().then(|| stdout(&out))
 }
 
@@ -150,4 +157,57 @@ fn host_ports_conflict_only_on_the_same_host_ip_protocol_and_port() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!node_run(&c, "nft", &["list", "ruleset"]).contains("dport 54323"));
+}
+
+#[test]
+fn host_ports_answer_over_ipv6_on_a_dual_stack_node() {
+    let c = Cluster::start_node_with(&["--service-cidr", "10.96.0.0/12,fd00:10:96::/112", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56"]);
+    wire_uplink_ipv6(&c);
+    // An IPv6 Service makes the proxy's ip6 NAT hooks exist, as on any node serving IPv6.
+    apply(&c, "apiVersion: v1\nkind: Service\nmetadata: {name: v6}\nspec:\n  ipFamilies: [IPv6]\n  ports: [{port: 80}]\n");
+    let start = Instant::now();
+    while !stdout(&c.on_node("timeout").args(["20", "nft", "list", "tables"]).output().expect("nft")).contains("table ip6 portico\n") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the proxy's ip6 table did not appear");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // So a UDP flow from outside to the host port from before the pod exists (answered by port
+    // unreachable) gets a conntrack entry without DNAT; adding the host port must delete it.
+    let early = Instant::now();
+    let flow = UdpReplies::start(c.outside("python3"), NODE_IP6, 54321, 60);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(flow.since(early).iter().all(|r| r == "-"), "nothing answers before the pod: {:?}", flow.since(early));
+    apply(&c, &netexec_pod("hp6", "[{containerPort: 8080, hostPort: 54321}, {containerPort: 8080, hostPort: 54321, protocol: UDP}]"));
+    wait_ready(&c, "hp6");
+    flow.wait_for("hp6", Instant::now(), Duration::from_secs(5));
+    drop(flow);
+    let pod_ips = c.ok(&["get", "pod", "hp6", "-o", "jsonpath={.status.podIPs[*].ip}"]);
+    assert!(pod_ips.contains("fd00:10:244::"), "a dual-stack pod: {pod_ips}");
+    let url = format!("http://[{NODE_IP6}]:54321");
+    // From another machine over IPv6: the pod answers and sees the client's own IPv6 address (no SNAT).
+    answers("TCP host port over IPv6 from outside", "hp6", || curl(c.outside("curl"), &["-6"], &format!("{url}/hostname")));
+    let client = stdout(&curl(c.outside("curl"), &["-6"], &format!("{url}/clientip")).output().expect("curl"));
+    assert!(client.starts_with(&format!("[{OUTSIDE_IP6}]:")), "{client}");
+    answers("UDP host port over IPv6 from outside", "hp6", || udp_hostname(c.outside("bash"), NODE_IP6, 54321));
+    // The same host port over IPv4 on the same node.
+    answers("TCP host port over IPv4 from outside", "hp6", || curl(c.outside("curl"), &[], &format!("http://{NODE_IP}:54321/hostname")));
+    answers("UDP host port over IPv4 from outside", "hp6", || udp_hostname(c.outside("bash"), NODE_IP, 54321));
+    // From the node itself, to its IPv6 address.
+    answers("TCP host port over IPv6 from the node", "hp6", || curl(c.on_node("curl"), &["-6"], &format!("{url}/hostname")));
+    answers("UDP host port over IPv6 from the node", "hp6", || udp_hostname(c.on_node("bash"), NODE_IP6, 54321));
+    // Hairpin over IPv6: the pod reaches its own host port on the node's IPv6 address.
+    let pod_ip = c.ok(&["get", "pod", "hp6", "-o", "jsonpath={.status.podIP}"]);
+    for proto in ["http", "udp"] {
+        let dial = format!("http://{pod_ip}:8080/dial?request=hostname&protocol={proto}&host={NODE_IP6}&port=54321&tries=1");
+        answers(&format!("{proto} hairpin through the IPv6 host port"), "{\"responses\":[\"hp6\"]}", || curl(c.on_node("curl"), &["--max-time", "10"], &dial));
+    }
+    // Deleting the pod removes the ip6 rules with the table.
+    assert!(hostport_table_of(&c, "ip6").is_some_and(|t| t.contains("dport 54321")), "ip6 rules while the pod runs");
+    c.ok(&["delete", "pod", "hp6"]);
+    let start = Instant::now();
+    while hostport_table_of(&c, "ip6").is_some() || hostport_table_of(&c, "ip").is_some() {
+        assert!(start.elapsed() < Duration::from_secs(20), "host-port rules outlive the pod:\n{:?}", hostport_table_of(&c, "ip6"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = curl(c.outside("curl"), &["-6"], &format!("{url}/hostname")).output().expect("curl");
+    assert!(!out.status.success(), "the IPv6 host port still answers after the pod is gone: {}", stdout(&out));
 }

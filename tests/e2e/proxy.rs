@@ -67,13 +67,16 @@ pub(crate) fn apply(c: &Cluster, manifest: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Sends "hostname" over UDP from the node, from one fixed source port, every
-/// 100 ms for `secs` seconds; returns the replies in order.
-fn udp_from_fixed_port(c: &Cluster, addr: &str, port: u16, secs: u32) -> std::process::Child {
+/// Sends "hostname" over UDP with `python3` (a `python3` command, e.g.
+/// `Cluster::on_node`), from one fixed source port, every 100 ms for `secs`
+/// seconds, to an IPv4 or IPv6 `addr`; prints each reply (`-` when none came
+/// within 100 ms) as a line of the child's stdout.
+pub(crate) fn udp_from_fixed_port(mut python3: std::process::Command, addr: &str, port: u16, secs: u32) -> std::process::Child {
+    let (family, any) = if addr.contains(':') { ("AF_INET6", "::") } else { ("AF_INET", "0.0.0.0") };
     let script = format!(
-        "import socket,time,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',40555))\ns.settimeout(0.1)\nend=time.time()+{secs}\nwhile time.time()<end:\n  try:\n    s.sendto(b'hostname',('{addr}',{port}))\n    print(s.recv(2048).decode(),flush=True)\n  except Exception:\n    print('-',flush=True)\n  time.sleep(0.1)\n"
+        "import socket,time,sys\ns=socket.socket(socket.{family},socket.SOCK_DGRAM)\ns.bind(('{any}',40555))\ns.settimeout(0.1)\nend=time.time()+{secs}\nwhile time.time()<end:\n  try:\n    s.sendto(b'hostname',('{addr}',{port}))\n    print(s.recv(2048).decode(),flush=True)\n  except Exception:\n    print('-',flush=True)\n  time.sleep(0.1)\n"
     );
-    c.on_node("python3").args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3")
+    python3.args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3")
 }
 
 #[test]
@@ -122,7 +125,7 @@ spec:
     wait(&c, "one endpoint", Duration::from_secs(30), || endpoints(&c, "web").split(' ').count() == 1);
     let only = ready_ips(&c, "web");
     let only = only.first().expect("one pod").clone();
-    let client = udp_from_fixed_port(&c, &cip, 80, 25);
+    let client = udp_from_fixed_port(c.on_node("python3"), &cip, 80, 25);
     std::thread::sleep(Duration::from_secs(2));
     c.ok(&["delete", "pod", &only.0, "--wait=false"]);
     wait(&c, "a replacement pod in the endpoints", Duration::from_secs(30), || {
@@ -132,8 +135,8 @@ spec:
     let new_name = ready_ips(&c, "web").first().expect("replacement").0.clone();
     let out = client.wait_with_output().expect("udp client");
     let replies: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
-    assert!(replies.iter().any(|r| *r == only.0), "UDP reached the first pod: {replies:?}");
-    assert!(replies.iter().any(|r| *r == new_name), "UDP from the same source port reaches the replacement (stale conntrack entry deleted): {replies:?}");
+    assert!(replies.contains(&only.0), "UDP reached the first pod: {replies:?}");
+    assert!(replies.contains(&new_name), "UDP from the same source port reaches the replacement (stale conntrack entry deleted): {replies:?}");
     // After the endpoints moved, no request goes to the dead IP.
     for _ in 0..20 {
         let (ok, body) = curl(&c, &format!("http://{cip}/hostname"));

@@ -4,15 +4,21 @@
 //! namespace, reached over the IPv6 ClusterIP from the node and from outside,
 //! over a NodePort on the node's IPv6 address, and a Service without IPv6
 //! endpoints refusing at once; dual-stack pods behind a selector Service;
-//! and a single-stack cluster's refusals.
+//! a single-stack cluster's refusals; and an IPv6 UDP Service (ClusterIP
+//! from the node, NodePort from outside) whose clients' conntrack entries are
+//! deleted when they go stale: a flow from before the Service existed, the
+//! endpoint a flow reaches going away, zero endpoints and back.
 
 use crate::harness::{Cluster, stdout};
-use crate::proxy::{apply, netexec, ready_ips, wait};
+use crate::proxy::{apply, netexec, ready_ips, udp_from_fixed_port, wait};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const NODE_IP6: &str = "fd00:200::2";
-const OUTSIDE_IP6: &str = "fd00:200::1";
+pub(crate) const NODE_IP6: &str = "fd00:200::2";
+pub(crate) const OUTSIDE_IP6: &str = "fd00:200::1";
 /// The node's end of the link to the backend namespace.
 const LINK_IP6: &str = "fd00:201::1";
 const BACKEND_IP6: &str = "fd00:201::2";
@@ -40,7 +46,7 @@ impl Drop for Backend {
 /// Gives the node and the outside namespace IPv6 addresses on the uplink,
 /// the node a default route through the outside and the outside a route to
 /// the IPv6 Service range through the node.
-fn wire_uplink_ipv6(c: &Cluster) {
+pub(crate) fn wire_uplink_ipv6(c: &Cluster) {
     let node = c.netns.clone().expect("node namespace");
     let outside = c.outside.clone().expect("outside namespace");
     let links = stdout(&Command::new("ip").args(["-n", &outside, "-o", "link", "show"]).output().expect("ip link"));
@@ -285,4 +291,167 @@ spec:
     wait(&c, "the sticky IPv6 ClusterIP answers", Duration::from_secs(10), || names.contains(&curl6(c.on_node("curl"), &sticky).1));
     let hits: std::collections::BTreeSet<String> = (0..15).map(|_| curl6(c.on_node("curl"), &sticky).1).collect();
     assert_eq!(hits.len(), 1, "15 requests with ClientIP affinity reach one pod: {hits:?}");
+}
+
+/// The replies of a running [`udp_from_fixed_port`] client as they arrive,
+/// each with the time it was read; the client is killed when dropped.
+pub(crate) struct UdpReplies {
+    client: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl UdpReplies {
+    /// Starts the client with `python3` (a command in the client's namespace).
+    pub(crate) fn start(python3: Command, addr: &str, port: u16, secs: u32) -> Self {
+        let mut client = udp_from_fixed_port(python3, addr, port, secs);
+        let out = client.stdout.take().expect("client stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().push((Instant::now(), line));
+            }
+        });
+        Self { client, lines }
+    }
+
+    /// The replies read at or after `since`.
+    pub(crate) fn since(&self, since: Instant) -> Vec<String> {
+        self.lines.lock().iter().filter(|(t, _)| *t >= since).map(|(_, l)| l.clone()).collect()
+    }
+
+    /// Waits up to `limit` for a reply `want` read at or after `since`; returns how long after `since` it came.
+    pub(crate) fn wait_for(&self, want: &str, since: Instant, limit: Duration) -> Duration {
+        self.wait_until(since, limit, &format!("from {want}"), |l| l == want).1
+    }
+
+    /// Waits up to `limit` for the first reply read at or after `since` that `pick` accepts;
+    /// returns it and how long after `since` it came.
+    pub(crate) fn wait_until(&self, since: Instant, limit: Duration, what: &str, pick: impl Fn(&str) -> bool) -> (String, Duration) {
+        loop {
+            let first = self.lines.lock().iter().find(|(t, l)| *t >= since && pick(l)).map(|(t, l)| (l.clone(), *t - since));
+            if let Some(found) = first {
+                return found;
+            }
+            assert!(since.elapsed() < limit, "no UDP reply {what} within {limit:?}; replies since: {:?}", self.since(since));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for UdpReplies {
+    fn drop(&mut self) {
+        let _ = self.client.kill();
+        let _ = self.client.wait();
+    }
+}
+
+/// Ready IPv6 endpoints of `svc` (addresses from its IPv6 EndpointSlices).
+fn ready_v6_endpoints(c: &Cluster, svc: &str) -> Vec<String> {
+    let text = c.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        &format!("kubernetes.io/service-name={svc}"),
+        "-o",
+        "jsonpath={range .items[?(@.addressType==\"IPv6\")]}{range .endpoints[*]}{.addresses[0]} {.conditions.ready}{\"\\n\"}{end}{end}",
+    ]);
+    text.lines().filter_map(|l| l.strip_suffix(" true")).map(str::to_owned).collect()
+}
+
+/// The ready pod of `app` with its IPv6 address, once there is exactly one.
+fn one_ready_pod_v6(c: &Cluster, app: &str, not: &str) -> (String, String) {
+    let mut found = None;
+    wait(c, &format!("one ready {app} pod other than {not:?}"), Duration::from_secs(60), || {
+        let ready = ready_ips(c, app);
+        found = match ready.as_slice() {
+            [(name, _)] if name != not => {
+                let ip = c.ok(&["get", "pod", name, "-o", "jsonpath={.status.podIPs[1].ip}"]);
+                Some((name.clone(), ip))
+            }
+            _ => None,
+        };
+        found.is_some()
+    });
+    found.expect("a ready pod")
+}
+
+#[test]
+fn proxy_ipv6_udp_flow_follows_a_new_service_a_replaced_pod_and_zero_endpoints_and_back() {
+    let c = Cluster::start_node_with(&["--service-cidr", "10.96.0.0/12,fd00:10:96::/112", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56"]);
+    wire_uplink_ipv6(&c);
+    apply(&c, &netexec("udp6", 1, ""));
+    let (first, first_ip) = one_ready_pod_v6(&c, "udp6", "");
+    // One client per path, one source port each, for the whole test: every answer rides the
+    // same conntrack entry. The node's client starts before the Service exists, so its first
+    // packets leave unNATed and make an entry that must go when the Service gets its endpoint.
+    let vip = "fd00:10:96::53";
+    let start = Instant::now();
+    let node = UdpReplies::start(c.on_node("python3"), vip, 53, 90);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = node.since(start);
+    assert!(!before.is_empty() && before.iter().all(|r| r == "-"), "no answers before the Service exists: {before:?}");
+    apply(
+        &c,
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: udp6}}
+spec:
+  type: NodePort
+  ipFamilyPolicy: SingleStack
+  ipFamilies: [IPv6]
+  clusterIP: {vip}
+  selector: {{app: udp6}}
+  ports: [{{name: dns-like, port: 53, targetPort: udp, protocol: UDP, nodePort: 30553}}]
+"
+        ),
+    );
+    wait(&c, "the first pod in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [first_ip.clone()]);
+    let published = Instant::now();
+    let took = node.wait_for(&first, published, Duration::from_secs(5));
+    eprintln!("UDP over the ClusterIP reached the first pod {took:?} after its endpoint was published");
+    // From outside through the NodePort on the node's IPv6 address.
+    let outside = UdpReplies::start(c.outside("python3"), NODE_IP6, 30553, 90);
+    outside.wait_for(&first, published, Duration::from_secs(5));
+    let clients = [("ClusterIP from the node", &node), ("NodePort from outside", &outside)];
+    // A second endpoint does not move the flows (their entries stay); then the pod they reach
+    // goes away while the other stays ready, so the Service never has zero endpoints.
+    c.ok(&["scale", "deploy", "udp6", "--replicas=2"]);
+    wait(&c, "two ready IPv6 endpoints", Duration::from_secs(30), || ready_v6_endpoints(&c, "udp6").len() == 2);
+    let scaled = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    for (path, client) in clients {
+        let got = client.since(scaled);
+        assert!(got.contains(&first) && got.iter().all(|r| r == &first || r == "-"), "{path}: the flow stays on {first} when a second endpoint comes: {got:?}");
+    }
+    c.ok(&["delete", "pod", &first, "--wait=false"]);
+    wait(&c, "the deleted pod out of the ready IPv6 endpoints", Duration::from_secs(20), || !ready_v6_endpoints(&c, "udp6").contains(&first_ip));
+    let moved = Instant::now();
+    for (path, client) in clients {
+        let (second, took) = client.wait_until(moved, Duration::from_secs(5), &format!("from a pod other than {first}"), |r| r != "-" && r != first);
+        eprintln!("UDP ({path}) reached {second} {took:?} after {first} left the ready endpoints");
+        let after = client.since(moved + took);
+        assert!(after.iter().all(|r| r != &first), "{path}: no answer from {first} after it left: {after:?}");
+    }
+    // No endpoints, then one again: the flows come back to the new pod. (Meanwhile the reject
+    // refuses each packet as a new flow, before conntrack confirms an entry for it.)
+    c.ok(&["scale", "deploy", "udp6", "--replicas=0"]);
+    wait(&c, "no IPv6 endpoints", Duration::from_secs(30), || c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=udp6", "-o", "jsonpath={.items[*].endpoints[*].addresses}"]).is_empty());
+    let empty = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    for (path, client) in clients {
+        let silent = client.since(empty + Duration::from_millis(500));
+        assert!(!silent.is_empty() && silent.iter().all(|r| r == "-"), "{path}: no answers while the Service has no endpoints: {silent:?}");
+    }
+    c.ok(&["scale", "deploy", "udp6", "--replicas=1"]);
+    let (third, third_ip) = one_ready_pod_v6(&c, "udp6", "");
+    wait(&c, "the third pod in the IPv6 endpoints", Duration::from_secs(20), || ready_v6_endpoints(&c, "udp6") == [third_ip.clone()]);
+    let back = Instant::now();
+    for (path, client) in clients {
+        let took = client.wait_for(&third, back, Duration::from_secs(5));
+        eprintln!("UDP ({path}) reached the pod after zero endpoints {took:?} after its endpoint was published");
+        let after = client.since(back + took);
+        assert!(after.iter().all(|r| r == &third || r == "-"), "{path}: every answer after the move is from {third}: {after:?}");
+    }
 }
