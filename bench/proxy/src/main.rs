@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     samples: usize,
     /// New Services programmed one at a time per point (b).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 200)]
     new_services: usize,
     /// Largest Service count the kube-proxy-shaped peer is run at (its
     /// per-Service anonymous vmaps take minutes beyond 10k).
