@@ -320,11 +320,12 @@ impl Builder {
     }
 }
 
-/// `NFTA_SET_ELEM_LIST_ELEMENTS`.
+/// `NFTA_SET_ELEM_LIST_ELEMENTS`; the elements numbered 1, 2, … as libnftnl
+/// numbers them (the kernel does not read the numbers).
 fn put_elements(a: &mut Attrs, elems: &[(Vec<u8>, Option<Data>)]) {
     a.nest(3, |l| {
-        for (key, data) in elems {
-            l.nest(1, |e| {
+        for (i, (key, data)) in (1u16..).zip(elems) {
+            l.nest(i, |e| {
                 e.nest(1, |k| {
                     k.bytes(1, key);
                 });
@@ -381,6 +382,20 @@ mod tests {
         ] {
             assert!(compile(script).is_err(), "{script}");
         }
+    }
+
+    #[test]
+    fn elements_are_numbered_as_libnftnl_numbers_them() {
+        let tx = compile("add element ip6 portico hairpin { fd00::2 . fd00::2, fd00::3 . fd00::3 }\n").expect("compiles");
+        assert_eq!(tx.msgs[0].family, 10, "NFPROTO_IPV6");
+        let a = tx.msgs[0].attrs.as_bytes();
+        // table (12 bytes), set name (12), then the element list: its header, element 1, element 2.
+        let list = &a[24..];
+        assert_eq!(&list[2..4], &(3u16 | 0x8000).to_ne_bytes());
+        let first_len = u16::from_ne_bytes([list[4], list[5]]) as usize;
+        assert_eq!(first_len, 4 + 4 + 4 + 32, "an element holding a 32-byte key");
+        assert_eq!(&list[6..8], &(1u16 | 0x8000).to_ne_bytes());
+        assert_eq!(&list[4 + first_len + 2..4 + first_len + 4], &(2u16 | 0x8000).to_ne_bytes());
     }
 
     #[test]
