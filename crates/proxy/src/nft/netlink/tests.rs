@@ -7,7 +7,7 @@
 
 use super::{NetlinkError, compile};
 use crate::nft::apply::{self, Path};
-use crate::nft::golden::{node, sharded_services, slice, two};
+use crate::nft::golden::{node, sharded_services};
 use crate::nft::plan::{self, State};
 use crate::nft::ruleset::{self, NodeConfig};
 use crate::nft::shards::Layout;
@@ -203,41 +203,83 @@ fn walk(name: &str, services: serde_json::Value, slices: &[serde_json::Value]) {
     walk_for(&node(), name, services, slices)
 }
 
+/// Endpoints; those whose address starts with `local` are on this node (`node-1`).
+fn endpoints(local: &str, ips: &[&str]) -> serde_json::Value {
+    json!(ips.iter().map(|ip| json!({"addresses": [ip], "nodeName": if ip.starts_with(local) { "node-1" } else { "node-2" }})).collect::<Vec<_>>())
+}
+
 fn eps(ips: &[&str]) -> serde_json::Value {
-    json!(ips.iter().map(|ip| json!({"addresses": [ip], "nodeName": if ip.starts_with("10.244.0.") { "node-1" } else { "node-2" }})).collect::<Vec<_>>())
+    endpoints("10.244.0.", ips)
+}
+
+/// One family's table and addresses for the walks every family takes.
+struct Addrs {
+    node: NodeConfig,
+    /// Two ClusterIPs.
+    cluster_ips: [&'static str; 2],
+    /// Endpoint addresses: the even ones on this node, the odd ones elsewhere.
+    endpoints: [&'static str; 6],
+    /// What the addresses on this node start with.
+    local: &'static str,
+}
+
+impl Addrs {
+    fn v4() -> Self {
+        Addrs { node: node(), cluster_ips: ["10.96.3.1", "10.96.3.2"], endpoints: ["10.244.0.2", "10.244.1.3", "10.244.0.7", "10.244.2.9", "10.244.0.11", "10.244.1.4"], local: "10.244.0." }
+    }
+
+    /// A Service of this family only.
+    fn service(&self, name: &str, annotations: serde_json::Value, spec: serde_json::Value) -> serde_json::Value {
+        let mut s = json!({"metadata": {"name": name, "namespace": "d", "annotations": annotations}, "spec": spec});
+        s["spec"]["ipFamilies"] = json!([self.node.family.api_name()]);
+        if let Some(ip) = s["spec"]["clusterIP"].as_str() {
+            s["spec"]["clusterIPs"] = json!([ip]);
+        }
+        s
+    }
+
+    /// The EndpointSlice of Service `svc` with the endpoints at `picks` of [`Addrs::endpoints`].
+    fn slice(&self, svc: &str, port: serde_json::Value, picks: &[usize]) -> serde_json::Value {
+        let ips: Vec<&str> = picks.iter().map(|i| self.endpoints[*i]).collect();
+        json!({"metadata": {"name": format!("{svc}-abc"), "namespace": "d", "labels": {"kubernetes.io/service-name": svc}}, "addressType": self.node.family.api_name(),
+            "ports": [port], "endpoints": endpoints(self.local, &ips)})
+    }
+}
+
+/// A Service of every algorithm from two endpoints to five, one, none.
+fn walk_algorithms(f: &Addrs) {
+    for alg in ["source-hash", "rr", "random"] {
+        let service = f.service("web", json!({"portico.dev/lb-algorithm": alg}), json!({"clusterIP": f.cluster_ips[0], "ports": [{"port": 80}]}));
+        let slices: Vec<_> = [&[0, 1][..], &[0, 1, 2, 3, 4], &[2], &[]].iter().map(|picks| json!([f.slice("web", json!({"port": 8080}), picks)])).collect();
+        walk_for(&f.node, &format!("{} {alg}", f.node.family.nft()), json!([service]), &slices);
+    }
+}
+
+/// A ClientIP Service through endpoint changes, affinity off and on again, no endpoints.
+fn walk_affinity(f: &Addrs) {
+    let svc = |affinity: &str| {
+        json!([f.service("sticky", json!({}), json!({"clusterIP": f.cluster_ips[1], "sessionAffinity": affinity,
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}}, "ports": [{"port": 80, "protocol": "TCP"}]}))])
+    };
+    let slices = |picks: &[usize]| json!([f.slice("sticky", json!({"port": 5353, "protocol": "TCP"}), picks)]);
+    let steps = [
+        (svc("ClientIP"), slices(&[0, 1])),
+        (svc("ClientIP"), slices(&[0, 5, 4])),
+        (svc("None"), slices(&[0, 5, 4])),
+        (svc("ClientIP"), slices(&[4])),
+        (svc("ClientIP"), slices(&[])),
+    ];
+    walk_steps(&f.node, &format!("{} affinity", f.node.family.nft()), &steps);
 }
 
 #[test]
 fn source_hash_and_round_robin_services_change_and_go_the_same_way() {
-    for alg in ["source-hash", "rr", "random"] {
-        walk(
-            alg,
-            json!([{"metadata": {"name": "web", "namespace": "d", "annotations": {"portico.dev/lb-algorithm": alg}}, "spec": {"clusterIP": "10.96.3.1", "ports": [{"port": 80}]}}]),
-            &[
-                json!([slice("d", "web", json!({"port": 8080}), two())]),
-                json!([slice("d", "web", json!({"port": 8080}), eps(&["10.244.0.2", "10.244.1.3", "10.244.0.7", "10.244.2.9", "10.244.0.11"]))]),
-                json!([slice("d", "web", json!({"port": 8080}), eps(&["10.244.0.7"]))]),
-                json!([slice("d", "web", json!({"port": 8080}), json!([]))]),
-            ],
-        );
-    }
+    walk_algorithms(&Addrs::v4());
 }
 
 #[test]
 fn affinity_switched_on_and_off_goes_the_same_way() {
-    let svc = |affinity: &str| json!([{"metadata": {"name": "sticky", "namespace": "d"}, "spec": {"clusterIP": "10.96.3.2", "sessionAffinity": affinity,
-        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}}, "ports": [{"port": 80, "protocol": "TCP"}]}}]);
-    let slices = |ips: &[&str]| json!([slice("d", "sticky", json!({"port": 5353, "protocol": "TCP"}), eps(ips))]);
-    walk_steps(
-        &node(),
-        "affinity",
-        &[
-            (svc("ClientIP"), slices(&["10.244.0.2", "10.244.1.3"])),
-            (svc("ClientIP"), slices(&["10.244.0.2", "10.244.1.4", "10.244.0.5"])),
-            (svc("None"), slices(&["10.244.0.2", "10.244.1.4", "10.244.0.5"])),
-            (svc("ClientIP"), slices(&["10.244.0.5"])),
-        ],
-    );
+    walk_affinity(&Addrs::v4());
 }
 
 #[test]

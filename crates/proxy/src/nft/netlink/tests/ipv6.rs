@@ -1,7 +1,7 @@
 //! The oracle walks of the `ip6` table: IPv6 Services through changes,
 //! loaded through nft in one namespace and through netlink in the other.
 
-use super::{Netns, both, layout_step, pair_for, walk_for, walk_steps};
+use super::{Addrs, Netns, both, endpoints, layout_step, pair_for, walk_affinity, walk_algorithms, walk_for};
 use crate::nft::apply::Path;
 use crate::nft::golden::{node6, slice6, two6};
 use crate::nft::ruleset::NodeConfig;
@@ -9,58 +9,27 @@ use crate::nft::shards::Layout;
 use crate::servicemap::{self, Family};
 use serde_json::json;
 
-/// Endpoints: those in `fd00:10:244::/64` are on this node (`node-1`).
-fn eps6(ips: &[&str]) -> serde_json::Value {
-    json!(ips.iter().map(|ip| json!({"addresses": [ip], "nodeName": if ip.starts_with("fd00:10:244::") { "node-1" } else { "node-2" }})).collect::<Vec<_>>())
+fn v6() -> Addrs {
+    Addrs {
+        node: node6(),
+        cluster_ips: ["fd00:10:96::31", "fd00:10:96::32"],
+        endpoints: ["fd00:10:244::2", "fd00:10:244:1::3", "fd00:10:244::7", "fd00:10:244:2::9", "fd00:10:244::b", "fd00:10:244:1::4"],
+        local: "fd00:10:244::",
+    }
 }
 
-/// An IPv6-only Service.
-fn service6(name: &str, annotations: serde_json::Value, spec: serde_json::Value) -> serde_json::Value {
-    let mut s = json!({"metadata": {"name": name, "namespace": "d", "annotations": annotations}, "spec": {"ipFamilies": ["IPv6"]}});
-    for (k, v) in spec.as_object().expect("spec").iter() {
-        s["spec"][k] = v.clone();
-    }
-    if let Some(ip) = s["spec"]["clusterIP"].as_str() {
-        s["spec"]["clusterIPs"] = json!([ip]);
-    }
-    s
+fn eps6(ips: &[&str]) -> serde_json::Value {
+    endpoints(v6().local, ips)
 }
 
 #[test]
 fn ipv6_services_with_every_algorithm_change_and_go_the_same_way() {
-    for alg in ["source-hash", "rr", "random"] {
-        walk_for(
-            &node6(),
-            &format!("ipv6 {alg}"),
-            json!([service6("web6", json!({"portico.dev/lb-algorithm": alg}), json!({"clusterIP": "fd00:10:96::31", "ports": [{"port": 80}]}))]),
-            &[
-                json!([slice6("d", "web6", json!({"port": 8080}), two6())]),
-                json!([slice6("d", "web6", json!({"port": 8080}), eps6(&["fd00:10:244::2", "fd00:10:244:1::3", "fd00:10:244::7", "fd00:10:244:2::9", "fd00:10:244::b"]))]),
-                json!([slice6("d", "web6", json!({"port": 8080}), eps6(&["fd00:10:244::7"]))]),
-                json!([slice6("d", "web6", json!({"port": 8080}), json!([]))]),
-            ],
-        );
-    }
+    walk_algorithms(&v6());
 }
 
 #[test]
 fn ipv6_affinity_switched_on_and_off_goes_the_same_way() {
-    let svc = |affinity: &str| {
-        json!([service6("sticky6", json!({}), json!({"clusterIP": "fd00:10:96::32", "sessionAffinity": affinity,
-            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}}, "ports": [{"port": 80, "protocol": "TCP"}]}))])
-    };
-    let slices = |ips: &[&str]| json!([slice6("d", "sticky6", json!({"port": 5353, "protocol": "TCP"}), eps6(ips))]);
-    walk_steps(
-        &node6(),
-        "ipv6 affinity",
-        &[
-            (svc("ClientIP"), slices(&["fd00:10:244::2", "fd00:10:244:1::3"])),
-            (svc("ClientIP"), slices(&["fd00:10:244::2", "fd00:10:244:1::4", "fd00:10:244::5"])),
-            (svc("None"), slices(&["fd00:10:244::2", "fd00:10:244:1::4", "fd00:10:244::5"])),
-            (svc("ClientIP"), slices(&["fd00:10:244::5"])),
-            (svc("ClientIP"), slices(&[])),
-        ],
-    );
+    walk_affinity(&v6());
 }
 
 #[test]
@@ -72,7 +41,7 @@ fn ipv6_node_ports_external_ips_local_policy_and_udp_go_the_same_way() {
     let slice = |ports: serde_json::Value, ips: &[&str]| {
         json!([{"metadata": {"name": "dns6-a", "namespace": "d", "labels": {"kubernetes.io/service-name": "dns6"}}, "addressType": "IPv6", "ports": ports, "endpoints": eps6(ips)}])
     };
-    let mut service = service6("dns6", json!({}), json!({"clusterIP": "fd00:10:96::a", "type": "LoadBalancer", "externalTrafficPolicy": "Local", "externalIPs": ["2001:db8::7"],
+    let mut service = v6().service("dns6", json!({}), json!({"clusterIP": "fd00:10:96::a", "type": "LoadBalancer", "externalTrafficPolicy": "Local", "externalIPs": ["2001:db8::7"],
         "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}, {"name": "dns-tcp", "port": 53, "protocol": "TCP", "nodePort": 30054},
             {"name": "metrics", "port": 9153, "protocol": "TCP", "nodePort": 30055}]}));
     service["status"] = json!({"loadBalancer": {"ingress": [{"ip": "2001:db8::10"}]}});
@@ -92,7 +61,7 @@ fn ipv6_node_ports_external_ips_local_policy_and_udp_go_the_same_way() {
 #[test]
 fn an_ipv6_change_into_a_shard_table_goes_over_netlink() {
     let node = node6();
-    let svc = |name: &str, ip: &str| service6(name, json!({}), json!({"clusterIP": ip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}));
+    let svc = |name: &str, ip: &str| v6().service(name, json!({}), json!({"clusterIP": ip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}));
     let services = json!([svc("a", "fd00:10:96::11"), svc("b", "fd00:10:96::12"), svc("c", "fd00:10:96::13")]);
     let port = json!({"name": "http", "port": 8080, "protocol": "TCP"});
     let slices = json!([slice6("d", "a", port.clone(), two6()), slice6("d", "b", port.clone(), two6()), slice6("d", "c", port, eps6(&["fd00:10:244::9"]))]);
