@@ -159,7 +159,8 @@ impl Cluster {
         } else {
             cmd.args(["--disable", "pods,proxy,dns"]);
         }
-        cmd.stdout(Stdio::null()).stderr(log).env("RUST_LOG", "info");
+        // The proxy's debug lines say which way each incremental sync went.
+        cmd.stdout(Stdio::null()).stderr(log).env("RUST_LOG", "info,portico_proxy=debug");
         self.child = Some(cmd.spawn().expect("spawn portico"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

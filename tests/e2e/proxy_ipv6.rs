@@ -100,6 +100,20 @@ fn curl_code(mut cmd: Command, flags: &[&str], url: &str) -> (Option<i32>, Strin
     (out.status.code(), stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned(), start.elapsed())
 }
 
+/// A log without its ANSI colour sequences (`ESC [ ... m`).
+fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 fn tables(c: &Cluster) -> String {
     stdout(&c.on_node("timeout").args(["20", "nft", "list", "tables"]).output().expect("nft"))
 }
@@ -183,6 +197,17 @@ spec:
         assert_eq!(code, Some(7), "{who}: no IPv6 endpoints refuses the connection: {err}");
         assert!(took < Duration::from_secs(1), "{who}: refused at once, took {took:?}");
     }
+    // Changes once the ip6 table exists (`plain` gaining its IPv6 ClusterIP) reach
+    // the kernel as netlink batches, not through nft (the proxy's debug lines say which way).
+    let plain6 = c.ok(&["get", "svc", "plain", "-o", "jsonpath={.spec.clusterIPs[1]}"]);
+    wait(&c, "plain's IPv6 ClusterIP refuses (no endpoints)", Duration::from_secs(10), || {
+        stdout(&c.on_node("timeout").args(["20", "nft", "list", "map", "ip6", "portico", "no-endpoint-services"]).output().expect("nft")).contains(&format!("{plain6} . tcp . 80 : goto reject-chain"))
+    });
+    let log = without_colours(&c.log());
+    let ip6: Vec<&str> = log.lines().filter(|l| l.contains("incremental proxy sync") && l.contains("table=ip6 portico")).collect();
+    assert!(!ip6.is_empty(), "an incremental sync of the ip6 table was logged:\n{log}");
+    assert!(ip6.iter().all(|l| l.contains("path=Netlink")), "every ip6 incremental sync went over netlink:\n{}", ip6.join("\n"));
+    assert!(!log.contains("incremental sync through nft"), "no incremental sync fell back to nft:\n{log}");
     // Rules survive a killed agent; `portico agent --cleanup` removes both families' tables.
     let mut c = c;
     c.kill9();

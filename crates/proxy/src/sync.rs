@@ -2,8 +2,9 @@
 //! model; changed Services are marked dirty; after a short minimum interval
 //! the dirty Services are re-derived, re-rendered and diffed against what is
 //! in the kernel, and the difference goes to the kernel as one transaction
-//! (a netlink batch; `nft -f` when a statement is outside the netlink
-//! compiler's grammar, such as anything in the ip6 table). A full resync
+//! (a netlink batch, for the ip and the ip6 table alike; `nft -f` when a
+//! statement is outside the netlink compiler's grammar, such as a whole new
+//! shard table). A full resync
 //! (`nft -f`) runs at start and periodically, and after any failed
 //! transaction. Each IP family has its own tables (a main one and, past
 //! 2000 Service ports, shard tables: `nft::shards`) and its own view of the
@@ -318,7 +319,8 @@ async fn incremental(cfg: &Config, node: &NodeConfig, world: &World, dirty: &Has
         script.push_str(&format!("add element {t} hairpin {{ {} }}\n", add.join(", ")));
     }
     if !script.is_empty() || !opened.is_empty() {
-        nft::apply::apply_incremental(&(opened + &script))?;
+        let path = nft::apply::apply_incremental(&(opened + &script))?;
+        tracing::debug!(table = %t, ?path, "incremental proxy sync");
     }
     // The slots freed above are out of the kernel now; later syncs may reuse them.
     prog.layout.settle();

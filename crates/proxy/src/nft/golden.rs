@@ -13,7 +13,7 @@ pub(crate) fn node() -> NodeConfig {
     NodeConfig { table: "portico".into(), family: Family::V4, cluster_cidr: Some("10.244.0.0/16".into()) }
 }
 
-fn node6() -> NodeConfig {
+pub(crate) fn node6() -> NodeConfig {
     NodeConfig { table: "portico".into(), family: Family::V6, cluster_cidr: Some("fd00:10:244::/56".into()) }
 }
 
@@ -21,7 +21,7 @@ pub(crate) fn slice(ns: &str, svc: &str, port: serde_json::Value, eps: serde_jso
     json!({"metadata": {"name": format!("{svc}-abc"), "namespace": ns, "labels": {"kubernetes.io/service-name": svc}}, "addressType": "IPv4", "ports": [port], "endpoints": eps})
 }
 
-fn slice6(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
+pub(crate) fn slice6(ns: &str, svc: &str, port: serde_json::Value, eps: serde_json::Value) -> serde_json::Value {
     json!({"metadata": {"name": format!("{svc}-v6"), "namespace": ns, "labels": {"kubernetes.io/service-name": svc}}, "addressType": "IPv6", "ports": [port], "endpoints": eps})
 }
 
@@ -134,7 +134,7 @@ fn local_traffic_policy_with_two_local_endpoints_and_a_remote_one() {
     check("local_policy_two_local", &got);
 }
 
-fn two6() -> serde_json::Value {
+pub(crate) fn two6() -> serde_json::Value {
     json!([{"addresses": ["fd00:10:244::2"], "nodeName": "node-1"}, {"addresses": ["fd00:10:244:1::3"], "nodeName": "node-2"}])
 }
 

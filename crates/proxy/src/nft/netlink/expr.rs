@@ -3,6 +3,20 @@
 //! same kernel object as one nft sends.
 
 use super::msg::Attrs;
+use crate::servicemap::Family;
+
+/// `NFPROTO_IPV4`.
+const NFPROTO_IPV4: u8 = 2;
+/// `NFPROTO_IPV6`.
+const NFPROTO_IPV6: u8 = 10;
+
+/// The `NFPROTO_*` number of a family: of its tables' messages and of `dnat`.
+pub(super) fn nfproto(family: Family) -> u8 {
+    match family {
+        Family::V4 => NFPROTO_IPV4,
+        Family::V6 => NFPROTO_IPV6,
+    }
+}
 
 /// `NFT_REG_VERDICT`.
 pub(super) const REG_VERDICT: u32 = 0;
@@ -11,7 +25,8 @@ pub(super) const REG_1: u32 = 1;
 /// `NFT_REG_2`.
 pub(super) const REG_2: u32 = 2;
 /// `NFT_REG32_01`: the second 32-bit word of `NFT_REG_1` (where a
-/// concatenated `ip . port` map value puts the port).
+/// concatenated `ip daddr . port` map value puts the port; after a 16-byte
+/// `ip6 daddr` it is in `NFT_REG_2`).
 pub(super) const REG32_01: u32 = 9;
 
 /// `NFT_PAYLOAD_NETWORK_HEADER`.
@@ -85,7 +100,7 @@ pub(super) enum Expr {
     Lookup { set: String, set_id: Option<u32>, sreg: u32, dreg: Option<u32> },
     /// `dynset update SREG set SET`.
     DynsetUpdate { set: String, sreg: u32 },
-    /// `nat dnat ip addr_min REG proto_min REG [flags]`.
+    /// `nat dnat ip|ip6 addr_min REG proto_min REG [flags]` (`family` is `NFPROTO_*`).
     Dnat { family: u32, addr: u32, proto: u32, flags: Option<u32> },
 }
 

@@ -10,9 +10,10 @@
 //! nothing), carries exactly the statements `plan` wrote, and becomes the same
 //! kernel objects nft would make (the tests load each plan both ways and
 //! compare nft's listings). Full syncs keep using `nft -f`, where one big
-//! transaction amortises the cache. Statements the compiler does not know
-//! (and other families than `ip` for now) make the caller use nft instead:
-//! never a different rule.
+//! transaction amortises the cache. The `ip` and `ip6` tables compile alike
+//! (the family sets the header offsets, address lengths and NAT family);
+//! statements the compiler does not know, and tables of other families, make
+//! the caller use nft instead: never a different rule.
 
 mod dump;
 mod expr;

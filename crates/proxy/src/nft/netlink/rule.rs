@@ -1,12 +1,15 @@
 //! Rule compilation: the rule texts `ruleset` renders, parsed by a small
 //! grammar of exactly those statements and turned into the expressions nft
 //! generates for them (checked against `nft --debug=netlink` and, in the
-//! tests, against nft's own listing of what we loaded). Anything outside the
-//! grammar is [`Unsupported`] and the transaction goes through nft.
+//! tests, against nft's own listing of what we loaded), for the `ip` and the
+//! `ip6` family: the same statements with the family's header offsets,
+//! address lengths and NAT family. Anything outside the grammar is
+//! [`Unsupported`] and the transaction goes through nft.
 
 use super::Unsupported;
 use super::expr::*;
-use std::net::Ipv4Addr;
+use crate::servicemap::Family;
+use std::net::{IpAddr, SocketAddr};
 
 /// An anonymous verdict map a rule looks up (`... vmap { 0 : goto a, ... }`):
 /// created in the same batch, before the rule.
@@ -30,6 +33,8 @@ struct Tokens<'a> {
     toks: Vec<&'a str>,
     at: usize,
     text: &'a str,
+    /// The family of the rule's table (which payload keyword it takes).
+    family: Family,
 }
 
 impl<'a> Tokens<'a> {
@@ -60,37 +65,68 @@ impl<'a> Tokens<'a> {
     }
 }
 
-/// `ip daddr` / `ip saddr` offsets in the IPv4 header.
-fn ip_field(t: &mut Tokens<'_>) -> Result<u32, Unsupported> {
-    match t.next()? {
-        "saddr" => Ok(12),
-        "daddr" => Ok(16),
-        other => Err(t.unsupported(&format!("ip field `{other}`"))),
+/// Length of an address of `family` in bytes (what a payload load of
+/// `saddr`/`daddr` takes; a 16-byte IPv6 address fills a whole register).
+pub(super) fn addr_len(family: Family) -> u32 {
+    match family {
+        Family::V4 => 4,
+        Family::V6 => 16,
+    }
+}
+
+/// An address of `family` in network byte order; None for another family's.
+pub(super) fn addr_bytes(family: Family, text: &str) -> Option<Vec<u8>> {
+    match (family, text.parse::<IpAddr>().ok()?) {
+        (Family::V4, IpAddr::V4(a)) => Some(a.octets().to_vec()),
+        (Family::V6, IpAddr::V6(a)) => Some(a.octets().to_vec()),
+        _ => None,
+    }
+}
+
+/// Offset of the source address in the family's network header.
+fn saddr_offset(family: Family) -> u32 {
+    match family {
+        Family::V4 => 12,
+        Family::V6 => 8,
+    }
+}
+
+/// `saddr` / `daddr` offsets in the family's network header (IPv4: 12 and
+/// 16; IPv6: 8 and 24).
+fn addr_field(t: &mut Tokens<'_>) -> Result<u32, Unsupported> {
+    let family = t.family;
+    match (t.next()?, family) {
+        ("saddr", f) => Ok(saddr_offset(f)),
+        ("daddr", Family::V4) => Ok(16),
+        ("daddr", Family::V6) => Ok(24),
+        (other, f) => Err(t.unsupported(&format!("{} field `{other}`", f.nft()))),
     }
 }
 
 /// `ADDR` or `ADDR/PLEN`, compared as nft does: a byte-aligned prefix loads
-/// and compares only its bytes, any other one is masked with `bitwise`.
-fn ip_compare(t: &mut Tokens<'_>, offset: u32, op: CmpOp, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
+/// and compares only its bytes, any other one loads the whole address and is
+/// masked with `bitwise` (over 4 or 16 bytes).
+fn addr_compare(t: &mut Tokens<'_>, offset: u32, op: CmpOp, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
     let text = t.next()?;
+    let bits = addr_len(t.family) * 8;
     let (addr, plen) = match text.split_once('/') {
         Some((a, p)) => (a, p.parse::<u32>().map_err(|_| t.unsupported(&format!("prefix `{text}`")))?),
-        None => (text, 32),
+        None => (text, bits),
     };
-    let addr: Ipv4Addr = addr.parse().map_err(|_| t.unsupported(&format!("address `{text}`")))?;
-    if plen > 32 {
+    let octets = addr_bytes(t.family, addr).ok_or_else(|| t.unsupported(&format!("address `{text}`")))?;
+    if plen > bits {
         return Err(t.unsupported(&format!("prefix `{text}`")));
     }
-    let octets = addr.octets();
     if plen > 0 && plen % 8 == 0 {
         let len = plen / 8;
         out.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len });
         out.push(Expr::Cmp { sreg: REG_1, op, data: octets[..len as usize].to_vec() });
     } else {
-        let mask = u32::MAX.checked_shl(32 - plen).unwrap_or(0).to_be_bytes();
-        let net: Vec<u8> = octets.iter().zip(mask).map(|(a, m)| a & m).collect();
-        out.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len: 4 });
-        out.push(Expr::Bitwise { sreg: REG_1, dreg: REG_1, mask: mask.to_vec(), xor: vec![0; 4] });
+        // Byte i keeps the bits of the prefix that fall into it.
+        let mask: Vec<u8> = (0..octets.len() as u32).map(|i| plen.saturating_sub(i * 8).min(8)).map(|b| if b == 0 { 0 } else { 0xffu8 << (8 - b) }).collect();
+        let net: Vec<u8> = octets.iter().zip(&mask).map(|(a, m)| a & m).collect();
+        out.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len: octets.len() as u32 });
+        out.push(Expr::Bitwise { sreg: REG_1, dreg: REG_1, mask, xor: vec![0; octets.len()] });
         out.push(Expr::Cmp { sreg: REG_1, op, data: net });
     }
     Ok(())
@@ -106,8 +142,8 @@ pub(super) fn proto_number(name: &str) -> Option<u8> {
     }
 }
 
-/// `numgen random|inc` or `jhash ip saddr` followed by `mod N [offset B]`,
-/// leaving the result in reg 1.
+/// `numgen random|inc` or `jhash ip saddr` (`jhash ip6 saddr`) followed by
+/// `mod N [offset B]`, leaving the result in reg 1.
 fn generator(t: &mut Tokens<'_>, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
     enum Gen {
         Numgen(bool),
@@ -120,7 +156,7 @@ fn generator(t: &mut Tokens<'_>, out: &mut Vec<Expr>) -> Result<(), Unsupported>
             other => return Err(t.unsupported(&format!("numgen `{other}`"))),
         },
         "jhash" => {
-            t.expect("ip")?;
+            t.expect(t.family.nft())?;
             t.expect("saddr")?;
             Gen::Jhash
         }
@@ -137,8 +173,9 @@ fn generator(t: &mut Tokens<'_>, out: &mut Vec<Expr>) -> Result<(), Unsupported>
     match g {
         Gen::Numgen(random) => out.push(Expr::Numgen { dreg: REG_1, modulus, random, offset }),
         Gen::Jhash => {
-            out.push(Expr::Payload { dreg: REG_2, base: BASE_NETWORK, offset: 12, len: 4 });
-            out.push(Expr::Jhash { sreg: REG_2, dreg: REG_1, len: 4, modulus, offset });
+            let len = addr_len(t.family);
+            out.push(Expr::Payload { dreg: REG_2, base: BASE_NETWORK, offset: saddr_offset(t.family), len });
+            out.push(Expr::Jhash { sreg: REG_2, dreg: REG_1, len, modulus, offset });
         }
     }
     Ok(())
@@ -167,27 +204,27 @@ fn set_name<'a>(t: &mut Tokens<'a>) -> Result<&'a str, Unsupported> {
     tok.strip_prefix('@').filter(|s| !s.is_empty()).ok_or_else(|| t.unsupported(&format!("`{tok}` is not a named set")))
 }
 
-/// Compiles one rule of an `ip` table.
-pub(super) fn compile(text: &str) -> Result<Compiled, Unsupported> {
-    let mut t = Tokens { toks: text.split_whitespace().collect(), at: 0, text };
+/// Compiles one rule of a `family` table (`ip` or `ip6`).
+pub(super) fn compile(text: &str, family: Family) -> Result<Compiled, Unsupported> {
+    let mut t = Tokens { toks: text.split_whitespace().collect(), at: 0, text, family };
     let mut exprs = Vec::new();
     let mut vmap = None;
     while let Some(word) = t.peek() {
         match word {
-            "ip" => {
+            w if w == family.nft() => {
                 t.next()?;
-                let offset = ip_field(&mut t)?;
+                let offset = addr_field(&mut t)?;
                 match t.peek() {
                     Some("!=") => {
                         t.next()?;
-                        ip_compare(&mut t, offset, CmpOp::Neq, &mut exprs)?;
+                        addr_compare(&mut t, offset, CmpOp::Neq, &mut exprs)?;
                     }
                     Some(s) if s.starts_with('@') => {
                         let set = set_name(&mut t)?.to_owned();
-                        exprs.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len: 4 });
+                        exprs.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset, len: addr_len(family) });
                         exprs.push(Expr::Lookup { set, set_id: None, sreg: REG_1, dreg: None });
                     }
-                    _ => ip_compare(&mut t, offset, CmpOp::Eq, &mut exprs)?,
+                    _ => addr_compare(&mut t, offset, CmpOp::Eq, &mut exprs)?,
                 }
             }
             "meta" => {
@@ -209,7 +246,7 @@ pub(super) fn compile(text: &str) -> Result<Compiled, Unsupported> {
             }
             "dnat" => {
                 t.next()?;
-                t.expect("ip")?;
+                t.expect(family.nft())?;
                 t.expect("to")?;
                 dnat(&mut t, &mut exprs)?;
                 break;
@@ -217,10 +254,10 @@ pub(super) fn compile(text: &str) -> Result<Compiled, Unsupported> {
             "update" => {
                 t.next()?;
                 let set = set_name(&mut t)?.to_owned();
-                for w in ["{", "ip", "saddr", "}"] {
+                for w in ["{", family.nft(), "saddr", "}"] {
                     t.expect(w)?;
                 }
-                exprs.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset: 12, len: 4 });
+                exprs.push(Expr::Payload { dreg: REG_1, base: BASE_NETWORK, offset: saddr_offset(family), len: addr_len(family) });
                 exprs.push(Expr::DynsetUpdate { set, sreg: REG_1 });
                 break;
             }
@@ -249,23 +286,35 @@ pub(super) fn compile(text: &str) -> Result<Compiled, Unsupported> {
     Ok(Compiled { exprs, vmap })
 }
 
-/// `ADDR:PORT` or `GEN mod N offset B map @MAP` (the map's value is `ip . port`).
+/// `ADDR:PORT` (`[ADDR]:PORT` for IPv6) or `GEN mod N offset B map @MAP`
+/// (the map's value is `addr . port`: the port follows the address padded
+/// to 4 bytes, so it lands in the second 32-bit word of reg 1 after an IPv4
+/// address and in reg 2 after a 16-byte IPv6 one).
 fn dnat(t: &mut Tokens<'_>, out: &mut Vec<Expr>) -> Result<(), Unsupported> {
     let first = t.peek().ok_or_else(|| t.unsupported("dnat without a target"))?;
-    if let Some((a, p)) = first.split_once(':') {
+    let nat_family = u32::from(nfproto(t.family));
+    if !matches!(first, "numgen" | "jhash") {
         t.next()?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| t.unsupported(&format!("address `{first}`")))?;
-        let port: u16 = p.parse().map_err(|_| t.unsupported(&format!("port `{first}`")))?;
-        out.push(Expr::Immediate { dreg: REG_1, data: Data::Value(addr.octets().to_vec()) });
-        out.push(Expr::Immediate { dreg: REG_2, data: Data::Value(port.to_be_bytes().to_vec()) });
-        out.push(Expr::Dnat { family: 2, addr: REG_1, proto: REG_2, flags: Some(NAT_PROTO_SPECIFIED) });
+        let target: SocketAddr = first.parse().map_err(|_| t.unsupported(&format!("target `{first}`")))?;
+        let addr = match (t.family, target) {
+            (Family::V4, SocketAddr::V4(a)) => a.ip().octets().to_vec(),
+            (Family::V6, SocketAddr::V6(a)) if a.scope_id() == 0 && a.flowinfo() == 0 => a.ip().octets().to_vec(),
+            _ => return Err(t.unsupported(&format!("target `{first}`"))),
+        };
+        out.push(Expr::Immediate { dreg: REG_1, data: Data::Value(addr) });
+        out.push(Expr::Immediate { dreg: REG_2, data: Data::Value(target.port().to_be_bytes().to_vec()) });
+        out.push(Expr::Dnat { family: nat_family, addr: REG_1, proto: REG_2, flags: Some(NAT_PROTO_SPECIFIED) });
         return Ok(());
     }
     generator(t, out)?;
     t.expect("map")?;
     let set = set_name(t)?.to_owned();
+    let proto = match t.family {
+        Family::V4 => REG32_01,
+        Family::V6 => REG_2,
+    };
     out.push(Expr::Lookup { set, set_id: None, sreg: REG_1, dreg: Some(REG_1) });
-    out.push(Expr::Dnat { family: 2, addr: REG_1, proto: REG32_01, flags: None });
+    out.push(Expr::Dnat { family: nat_family, addr: REG_1, proto, flags: None });
     Ok(())
 }
 
@@ -296,10 +345,11 @@ fn anon_vmap(t: &mut Tokens<'_>) -> Result<AnonVmap, Unsupported> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Family::{V4, V6};
 
     #[test]
     fn a_prefix_on_byte_boundaries_compares_only_its_bytes() {
-        let c = compile("ip daddr 10.96.0.5 ip saddr != 10.244.0.0/16 jump mark-for-masquerade").expect("compiles");
+        let c = compile("ip daddr 10.96.0.5 ip saddr != 10.244.0.0/16 jump mark-for-masquerade", V4).expect("compiles");
         assert_eq!(
             c.exprs,
             vec![
@@ -314,28 +364,34 @@ mod tests {
 
     #[test]
     fn other_prefixes_are_masked() {
-        let c = compile("ip saddr 10.240.0.0/12 drop").expect("compiles");
+        let c = compile("ip saddr 10.240.0.0/12 drop", V4).expect("compiles");
         assert_eq!(c.exprs[1], Expr::Bitwise { sreg: 1, dreg: 1, mask: vec![255, 240, 0, 0], xor: vec![0; 4] });
         assert_eq!(c.exprs[2], Expr::Cmp { sreg: 1, op: CmpOp::Eq, data: vec![10, 240, 0, 0] });
     }
 
     #[test]
-    fn a_slot_map_dnat_puts_the_port_in_the_second_word() {
-        let c = compile("meta l4proto udp dnat ip to jhash ip saddr mod 3 offset 5 map @endpoint-slots-0").expect("compiles");
-        assert_eq!(
-            &c.exprs[2..],
-            &[
-                Expr::Payload { dreg: 2, base: 1, offset: 12, len: 4 },
-                Expr::Jhash { sreg: 2, dreg: 1, len: 4, modulus: 3, offset: 5 },
-                Expr::Lookup { set: "endpoint-slots-0".into(), set_id: None, sreg: 1, dreg: Some(1) },
-                Expr::Dnat { family: 2, addr: 1, proto: 9, flags: None },
-            ]
-        );
+    fn a_slot_map_dnat_finds_the_port_after_the_address() {
+        // (family, source offset, address length, NAT family, port register):
+        // after 4 bytes the port is the second word of reg 1, after 16 it is reg 2.
+        for (family, saddr, len, nat, port) in [(V4, 12, 4, 2, 9), (V6, 8, 16, 10, 2)] {
+            let ip = family.nft();
+            let c = compile(&format!("meta l4proto udp dnat {ip} to jhash {ip} saddr mod 3 offset 5 map @endpoint-slots-0"), family).expect("compiles");
+            assert_eq!(
+                &c.exprs[2..],
+                &[
+                    Expr::Payload { dreg: 2, base: 1, offset: saddr, len },
+                    Expr::Jhash { sreg: 2, dreg: 1, len, modulus: 3, offset: 5 },
+                    Expr::Lookup { set: "endpoint-slots-0".into(), set_id: None, sreg: 1, dreg: Some(1) },
+                    Expr::Dnat { family: nat, addr: 1, proto: port, flags: None },
+                ],
+                "{ip}"
+            );
+        }
     }
 
     #[test]
     fn an_anonymous_vmap_is_collected() {
-        let c = compile("numgen random mod 2 vmap { 0 : goto a, 1 : goto b }").expect("compiles");
+        let c = compile("numgen random mod 2 vmap { 0 : goto a, 1 : goto b }", V4).expect("compiles");
         assert_eq!(c.vmap.map(|v| v.entries.len()), Some(2));
     }
 
@@ -349,8 +405,69 @@ mod tests {
             "jump a b",
             "ip daddr 10.0.0.1",
             "counter drop",
+            "ip6 daddr fd00::1 drop",
         ] {
-            assert!(compile(rule).is_err(), "{rule} should fall back to nft");
+            assert!(compile(rule, V4).is_err(), "{rule} should fall back to nft");
         }
+        for rule in [
+            "ip daddr 10.0.0.1 drop",
+            "ip6 daddr 10.0.0.1 drop",
+            "ip6 saddr fd00::/129 drop",
+            "meta l4proto tcp dnat ip6 to 10.244.0.2:80",
+            "meta l4proto tcp dnat ip to [fd00::2]:80",
+            "meta l4proto tcp dnat ip6 to [fe80::2%3]:80",
+            "jhash ip saddr mod 2 vmap { 0 : goto a, 1 : goto b }",
+            "update @s { ip saddr }",
+        ] {
+            assert!(compile(rule, V6).is_err(), "{rule} should fall back to nft");
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_sixteen_bytes_at_their_own_offsets() {
+        let c = compile("ip6 daddr fd00:10:96::8 ip6 saddr != fd00:10:244::/56 jump mark-for-masquerade", V6).expect("compiles");
+        assert_eq!(
+            &c.exprs[..4],
+            &[
+                Expr::Payload { dreg: 1, base: 1, offset: 24, len: 16 },
+                Expr::Cmp { sreg: 1, op: CmpOp::Eq, data: vec![0xfd, 0, 0, 0x10, 0, 0x96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8] },
+                Expr::Payload { dreg: 1, base: 1, offset: 8, len: 7 },
+                Expr::Cmp { sreg: 1, op: CmpOp::Neq, data: vec![0xfd, 0, 0, 0x10, 0x02, 0x44, 0] },
+            ]
+        );
+    }
+
+    #[test]
+    fn other_ipv6_prefixes_mask_all_sixteen_bytes() {
+        let c = compile("ip6 saddr fd00:10:240::/44 drop", V6).expect("compiles");
+        assert_eq!(c.exprs[0], Expr::Payload { dreg: 1, base: 1, offset: 8, len: 16 });
+        let mut mask = vec![0xff; 5];
+        mask.push(0xf0);
+        mask.resize(16, 0);
+        assert_eq!(c.exprs[1], Expr::Bitwise { sreg: 1, dreg: 1, mask, xor: vec![0; 16] });
+        let mut net = vec![0xfd, 0, 0, 0x10, 0x02, 0x40];
+        net.resize(16, 0);
+        assert_eq!(c.exprs[2], Expr::Cmp { sreg: 1, op: CmpOp::Eq, data: net });
+    }
+
+    #[test]
+    fn an_ipv6_dnat_to_one_endpoint_takes_the_ipv6_nat_family() {
+        let c = compile("meta l4proto tcp dnat ip6 to [fd00:10:244::2]:8080", V6).expect("compiles");
+        assert_eq!(
+            &c.exprs[2..],
+            &[
+                Expr::Immediate { dreg: 1, data: Data::Value(vec![0xfd, 0, 0, 0x10, 0x02, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]) },
+                Expr::Immediate { dreg: 2, data: Data::Value(vec![0x1f, 0x90]) },
+                Expr::Dnat { family: 10, addr: 1, proto: 2, flags: Some(2) },
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_affinity_sets_are_updated_and_looked_up_with_the_whole_source_address() {
+        let c = compile("update @aff { ip6 saddr }", V6).expect("compiles");
+        assert_eq!(c.exprs, vec![Expr::Payload { dreg: 1, base: 1, offset: 8, len: 16 }, Expr::DynsetUpdate { set: "aff".into(), sreg: 1 }]);
+        let c = compile("ip6 saddr @aff goto endpoint-x", V6).expect("compiles");
+        assert_eq!(&c.exprs[..2], &[Expr::Payload { dreg: 1, base: 1, offset: 8, len: 16 }, Expr::Lookup { set: "aff".into(), set_id: None, sreg: 1, dreg: None }]);
     }
 }
