@@ -377,7 +377,7 @@ fn run(args: &Args, node: &str, pod: &str) -> anyhow::Result<()> {
             let mut rounds: [Vec<f64>; 6] = Default::default();
             for _ in 0..3 {
                 let ((s50, s99), (d50, d99)) = (latency(node, &vip, args.samples / 3)?, latency(node, "10.244.0.2:8080", args.samples / 3)?);
-                let (tput, dtput) = (throughput(node, &vip, 1.0)?, throughput(node, "10.244.0.2:8080", 1.0)?);
+                let (tput, dtput) = (throughput(node, &vip, 2.0)?, throughput(node, "10.244.0.2:8080", 2.0)?);
                 for (r, v) in rounds.iter_mut().zip([s50, s99, d50, d99, tput, dtput]) {
                     r.push(v);
                 }
