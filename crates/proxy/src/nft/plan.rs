@@ -129,19 +129,20 @@ pub fn diff(cfg: &NodeConfig, old: &State, new: &State) -> String {
 
 /// A full sync: the table recreated from scratch with everything in `new`, atomically.
 pub fn full(cfg: &NodeConfig, new: &State) -> String {
-    let t = cfg.qualified_table();
-    let mut out = format!("add table {t}\ndelete table {t}\n");
-    out.push_str(&ruleset::base(cfg));
-    out.push_str(&diff(cfg, &State::default(), new));
-    out
+    recreate(cfg, &ruleset::base(cfg), new)
 }
 
 /// A shard table (`nft::shards`) recreated from scratch with everything in
 /// `new`: one part of a full sync's transaction.
 pub fn full_shard(cfg: &NodeConfig, new: &State) -> String {
+    recreate(cfg, &ruleset::shard_base(cfg), new)
+}
+
+/// The table emptied (created first if missing), given `base`, and filled with `new`.
+fn recreate(cfg: &NodeConfig, base: &str, new: &State) -> String {
     let t = cfg.qualified_table();
     let mut out = format!("add table {t}\ndelete table {t}\n");
-    out.push_str(&ruleset::shard_base(cfg));
+    out.push_str(base);
     out.push_str(&diff(cfg, &State::default(), new));
     out
 }
