@@ -26,7 +26,7 @@ pub struct Metrics {
     pub programming: Histogram,
     /// kubeproxy_sync_proxy_rules_last_timestamp_seconds.
     pub last_sync: Gauge<f64, AtomicU64>,
-    /// kubeproxy_sync_proxy_rules_nftables_total (rules in Portico's table).
+    /// kubeproxy_sync_proxy_rules_nftables_total (rules in Portico's tables).
     pub rules: Gauge,
     /// kubeproxy_sync_proxy_rules_nftables_chains (chains).
     pub chains: Gauge,
@@ -134,4 +134,38 @@ pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<tokio::
             });
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        out
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_while_a_change_waits_longer_than_a_minute_and_recovers_after_a_sync() {
+        let mut m = Metrics::new();
+        // Pretend the proxy started 61 s ago and a change has waited since its start.
+        Arc::get_mut(&mut m).expect("unique").started = Instant::now().checked_sub(Duration::from_secs(61)).expect("uptime");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let _server = serve(addr, m.clone()).await.expect("serve");
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"), "nothing pending: healthy");
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"), "not ready before the first sync");
+        m.pending_since.store(1, Ordering::Release);
+        let stalled = get(addr, "/healthz").await;
+        assert!(stalled.starts_with("HTTP/1.1 503") && stalled.ends_with("proxy rules have not synced for over a minute"), "{stalled}");
+        m.synced();
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/readyz").await.ends_with("ok"));
+        m.pending();
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"), "a fresh change is not a stall");
+    }
 }
